@@ -1,0 +1,6 @@
+//! The userspace director: schedulers, connection table, per-mode rewrites and the engine.
+
+pub mod conn;
+pub mod packet;
+pub mod rewrite;
+pub mod sched;

@@ -1,0 +1,3 @@
+//! Lab files → validated model. Pure: reads files, never touches the system.
+
+pub mod lb;
