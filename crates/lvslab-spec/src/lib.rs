@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod file;
+pub mod graph;
 pub mod lb;
 mod load;
 pub mod model;

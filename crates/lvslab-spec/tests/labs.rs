@@ -181,3 +181,16 @@ fn every_lab_uses_only_documentation_and_private_addresses() {
         }
     }
 }
+
+#[test]
+fn graph_shows_where_replies_go() {
+    use lvslab_spec::graph::{render, GraphFormat};
+    let nat = render(&lab("nat", &[]), GraphFormat::Mermaid);
+    assert!(nat.contains("rs1 -.->|replies| director"), "{nat}");
+    let dr = render(&lab("dr", &[]), GraphFormat::Dot);
+    assert!(
+        dr.contains("\"rs1\" -- \"firewall\" [label=\"replies\", style=dashed]"),
+        "{dr}"
+    );
+    assert!(dr.contains("VIP tcp 192.168.80.66:80 wrr"), "{dr}");
+}
