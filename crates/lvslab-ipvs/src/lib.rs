@@ -1,1 +1,31 @@
-//! lvslab-ipvs
+//! Kernel IPVS over generic netlink, and ipvsadm-style listings.
+//!
+//! - [`IpvsClient`] talks to the kernel's IPVS (family `"IPVS"`) and implements
+//!   [`lvslab_spec::lb::LoadBalancer`]. [`IpvsClient::connect`] is also the capability
+//!   probe: it returns [`Error::Unavailable`] on a kernel without IPVS.
+//! - [`codec`] and [`wire`] are the pure halves: model → request bytes and reply bytes →
+//!   model, byte-for-byte what ipvsadm 1.31 sends, tested without a kernel.
+//! - [`ipvsadm_listing`] renders services in `ipvsadm -L -n` layouts; both dataplanes print
+//!   through it.
+//!
+//! **Namespaces.** IPVS state is per network namespace and a netlink socket belongs to the
+//! namespace its creating thread was in. Create the client on a thread that has entered
+//! the target namespace (or create it there and move it out); it then always addresses that
+//! namespace's IPVS, whichever thread uses it.
+//!
+//! The socket layer is `neli`'s `NlSocket` (plain send/recv); message building and parsing
+//! are our own so the bytes are exactly under control and unit-testable.
+
+pub mod client;
+pub mod codec;
+pub mod error;
+pub mod ipvsadm_listing;
+pub mod wire;
+
+pub use client::IpvsClient;
+pub use error::Error;
+
+// The byte tables are laid out one attribute per line with comments; keep rustfmt off them.
+#[cfg(test)]
+#[rustfmt::skip]
+mod codec_tests;
