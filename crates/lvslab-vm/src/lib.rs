@@ -1,1 +1,25 @@
-//! lvslab-vm
+//! Runs commands inside a qemu guest booted from a real Debian kernel, for kernel features
+//! the host lacks (IPVS, ipip, gre).
+//!
+//! [`fetch`] puts the newest Debian `linux-image-<ver>-amd64` into a cache; [`run`] boots
+//! it with the host's root filesystem shared read-only over 9p (tmpfs on `/tmp`, `/run`,
+//! `/var`; the kernel's modules on `/lib/modules`), runs one command with the caller's
+//! `PATH` and working directory, and returns its exit status, its output kept apart from
+//! the console; [`shell`] gives an interactive shell; [`probe`] says whether any of this
+//! can work here and why not.
+
+mod cpio;
+mod debver;
+mod error;
+mod fetch;
+mod initramfs;
+mod probe;
+mod run;
+
+pub use error::{Result, VmError};
+pub use fetch::{cached, default_cache_dir, fetch, KernelImage, CACHE_ENV, DEFAULT_CACHE_DIR};
+pub use probe::{probe, probe_cache, VmAvailability, QEMU};
+pub use run::{
+    run, shell, Accel, OutputMode, RunOptions, RunOutcome, ACCEL_ENV, DEFAULT_PASS_ENV, IN_VM_ENV,
+    SCRATCH_ENV, TIMEOUT_ENV,
+};
