@@ -17,8 +17,13 @@ fn main() -> ExitCode {
                 .unwrap_or(&args[1..]);
             lvslab_vm::run(&opts, argv).map(|o| {
                 eprintln!(
-                    "[vm: exit {} boot {} ms total {} ms {:?} {}]",
-                    o.exit_code, o.boot_ms, o.total_ms, o.accel, o.kernel_release
+                    "[vm: exit {} boot {} ms total {} ms {:?} {} guest uptime {:?} ms]",
+                    o.exit_code,
+                    o.boot_ms,
+                    o.total_ms,
+                    o.accel,
+                    o.kernel_release,
+                    o.guest_uptime_ms
                 );
                 o.exit_code
             })

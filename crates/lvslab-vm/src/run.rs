@@ -31,6 +31,13 @@ pub const IN_VM_ENV: &str = "LVSLAB_IN_VM";
 /// Set in the guest to the scratch directory's path when there is one.
 pub const SCRATCH_ENV: &str = "LVSLAB_VM_SCRATCH";
 
+/// Environment variable with extra guest kernel arguments (e.g. `loglevel=7`).
+pub const KERNEL_ARGS_ENV: &str = "LVSLAB_VM_KERNEL_ARGS";
+
+/// Environment variable naming a file to keep the guest's console in (normally it lives
+/// and dies with the run's control directory).
+pub const CONSOLE_LOG_ENV: &str = "LVSLAB_VM_CONSOLE_LOG";
+
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 const KVM_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 const KVM_PROBE_FILE: &str = "kvm-probe";
@@ -157,6 +164,9 @@ pub struct RunOutcome {
     pub stderr: Vec<u8>,
     /// Milliseconds from starting qemu until the guest was about to start the command.
     pub boot_ms: u64,
+    /// The guest's own uptime in milliseconds when the command started (kernel boot plus
+    /// both init stages, as the guest clock saw it); `None` if it was not reported.
+    pub guest_uptime_ms: Option<u64>,
     /// Milliseconds from starting qemu until it ended.
     pub total_ms: u64,
     /// The accelerator actually used ([`Accel::Tcg`] or [`Accel::Kvm`]).
@@ -332,6 +342,10 @@ fn boot_command(
         stdout: out_tail.captured,
         stderr: err_tail.captured,
         boot_ms: boot_ms.unwrap_or(total_ms),
+        guest_uptime_ms: fs::read_to_string(&started_marker)
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .map(|secs| (secs * 1000.0) as u64),
         total_ms,
         accel,
         kernel_release: kernel.release.clone(),
@@ -365,15 +379,16 @@ fn qemu_command(
         .arg(&kernel.vmlinuz)
         .arg("-initrd")
         .arg(&kernel.initramfs)
-        .args([
-            "-append",
-            "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init mitigations=off",
-        ]);
+        .arg("-append")
+        .arg(kernel_command_line());
     if interactive {
         cmd.args(["-serial", "mon:stdio"]);
     } else {
         let mut serial = OsString::from("file:");
-        serial.push(ctl.join("console.log"));
+        match std::env::var_os(CONSOLE_LOG_ENV).filter(|p| !p.is_empty()) {
+            Some(path) => serial.push(qemu_escape(&path)),
+            None => serial.push(qemu_escape(ctl.join("console.log").as_os_str())),
+        }
         cmd.arg("-serial").arg(serial).args(["-monitor", "none"]);
     }
     let mut shares = vec![
@@ -397,6 +412,18 @@ fn qemu_command(
             .arg(format!("virtio-9p-pci,fsdev={tag},mount_tag={tag}"));
     }
     cmd
+}
+
+/// The guest kernel's command line: quiet, so that the serial console (slow under TCG)
+/// carries little; [`KERNEL_ARGS_ENV`] appends to it.
+fn kernel_command_line() -> String {
+    let mut line =
+        "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init mitigations=off".to_owned();
+    if let Ok(extra) = std::env::var(KERNEL_ARGS_ENV) {
+        line.push(' ');
+        line.push_str(&extra);
+    }
+    line
 }
 
 /// qemu option values separate with commas; a literal comma is written twice.
@@ -539,7 +566,7 @@ fn stage2_script(
                 &qcwd,
                 b"does not exist in the guest \\(/tmp, /run and /var are fresh tmpfs there\\)",
             ]);
-            line(&[b": > \"$C/started\""]);
+            line(&[b"$B cut -d' ' -f1 /proc/uptime > \"$C/started\""]);
             let mut words: Vec<Vec<u8>> = vec![exec_env];
             words.extend(argv.iter().map(|a| quote(a.as_bytes())));
             words.push(b"</dev/null >\"$C/stdout\" 2>\"$C/stderr\"".to_vec());
@@ -551,7 +578,7 @@ fn stage2_script(
                 line(&[format!("$B stty -F /dev/ttyS0 rows {rows} cols {cols}").as_bytes()]);
             }
             line(&[b"cd", &qcwd, b"2>/dev/null || cd /"]);
-            line(&[b": > \"$C/started\""]);
+            line(&[b"$B cut -d' ' -f1 /proc/uptime > \"$C/started\""]);
             line(&[
                 b"$B setsid -c",
                 &exec_env,
@@ -724,7 +751,10 @@ impl CtlDir {
     }
 
     fn console_tail(&self) -> String {
-        let text = fs::read(self.path.join("console.log")).unwrap_or_default();
+        let path = std::env::var_os(CONSOLE_LOG_ENV)
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| self.path.join("console.log"), PathBuf::from);
+        let text = fs::read(path).unwrap_or_default();
         let text = String::from_utf8_lossy(&text);
         let lines: Vec<&str> = text.lines().rev().take(30).collect();
         lines.into_iter().rev().collect::<Vec<_>>().join("\n")
