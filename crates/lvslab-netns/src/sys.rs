@@ -11,6 +11,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
 /// `TUNSETIFF` = `_IOW('T', 202, int)` from `<linux/if_tun.h>`.
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+/// `TUNSETPERSIST` = `_IOW('T', 203, int)` from `<linux/if_tun.h>`.
+const TUNSETPERSIST: libc::c_ulong = 0x4004_54cb;
 /// `IFF_TUN` from `<linux/if_tun.h>`.
 pub const IFF_TUN: libc::c_short = 0x0001;
 /// `IFF_NO_PI` from `<linux/if_tun.h>`: frames without the 4-byte packet-info prefix.
@@ -93,6 +95,20 @@ pub fn tun_set_iff(tun: BorrowedFd<'_>, name: &str, flags: libc::c_short) -> io:
     }
     let len = req.name.iter().position(|&b| b == 0).unwrap_or(IFNAMSIZ);
     Ok(String::from_utf8_lossy(&req.name[..len]).into_owned())
+}
+
+// Used by the TUN-device helpers (`tun.rs`), which the provisioner wires in.
+#[allow(dead_code)]
+/// Makes the TUN/TAP device attached to `tun` outlive the descriptor (`on`), or go away
+/// with it again (`!on`).
+pub fn tun_set_persist(tun: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    // SAFETY: TUNSETPERSIST takes its argument by value (an int flag), not a pointer;
+    // the descriptor is valid for the duration of the call.
+    let rc = unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETPERSIST, libc::c_ulong::from(on)) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,607 @@
+//! Kernel-facing tests: they create throwaway namespaces and need root.
+//!
+//! Not skipped without root: they fail, saying why. Every namespace here is anonymous
+//! (held by fd) except the one named-namespace test, which removes what it makes.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use lvslab_netns::{
+    apply_nft, get_sysctl, list_nft, probe, set_sysctl, snapshot, Error, MacAddr, Netns,
+};
+
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test creates network namespaces and must run as root (euid 0); \
+         run `sudo cargo test -p lvslab-netns` or use the CI script"
+    );
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("test address")
+}
+
+fn mac(key: &str) -> MacAddr {
+    MacAddr::local_from_key(key)
+}
+
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Two namespaces: `a` with veth `va` 192.0.2.1/24; `b` with the peer `vb` enslaved to
+/// bridge `br0` holding 192.0.2.2/24, and 198.51.100.1/32 on `lo`. `a` reaches
+/// 198.51.100.0/24 via 192.0.2.2.
+struct Pair {
+    a: Netns,
+    b: Netns,
+}
+
+fn build_pair(tag: &str) -> Pair {
+    let a = Netns::new_anonymous().expect("create namespace a");
+    let b = Netns::new_anonymous().expect("create namespace b");
+    let ha = a.netlink().expect("netlink a");
+    let hb = b.netlink().expect("netlink b");
+    ha.add_veth(
+        "va",
+        mac(&format!("{tag}/a/va")),
+        &b,
+        "vb",
+        mac(&format!("{tag}/b/vb")),
+    )
+    .expect("veth pair");
+    hb.add_bridge("br0", mac(&format!("{tag}/b/br0")))
+        .expect("bridge");
+    hb.set_master("vb", "br0").expect("enslave vb");
+    for (h, iface) in [(&ha, "va"), (&hb, "vb"), (&hb, "br0")] {
+        h.set_up(iface).expect("link up");
+    }
+    ha.add_address("va", ip("192.0.2.1"), 24)
+        .expect("address a");
+    hb.add_address("br0", ip("192.0.2.2"), 24)
+        .expect("address b");
+    hb.add_address("lo", ip("198.51.100.1"), 32)
+        .expect("address on lo");
+    ha.add_route(Some((ip("198.51.100.0"), 24)), Some(ip("192.0.2.2")), None)
+        .expect("route a");
+    hb.add_route(None, Some(ip("192.0.2.1")), Some("br0"))
+        .expect("default route b");
+    Pair { a, b }
+}
+
+#[test]
+fn lab_building_blocks_read_back_and_leave_the_root_namespace_alone() {
+    require_root();
+    let root = Netns::root().expect("root handle");
+    let before = snapshot(&root).expect("root snapshot before");
+
+    let Pair { a, b } = build_pair("blocks");
+    let ha = a.netlink().expect("netlink a");
+    let hb = b.netlink().expect("netlink b");
+
+    // Links.
+    let va = ha.link("va").expect("va exists");
+    assert_eq!(va.kind, "veth");
+    assert_eq!(va.mac, Some(mac("blocks/a/va")));
+    assert!(va.up);
+    assert_eq!(va.master, None);
+    let lo = ha.link("lo").expect("lo exists");
+    assert_eq!(lo.kind, "loopback");
+    assert!(lo.up, "new_anonymous brings lo up");
+    let vb = hb.link("vb").expect("vb exists");
+    assert_eq!(vb.master.as_deref(), Some("br0"));
+    assert_eq!(vb.mac, Some(mac("blocks/b/vb")));
+    let br0 = hb.link("br0").expect("br0 exists");
+    assert_eq!(br0.kind, "bridge");
+    assert_eq!(br0.mac, Some(mac("blocks/b/br0")));
+    // The peer end exists only in b, never in a.
+    assert!(ha.link("vb").is_err());
+
+    // MTU.
+    ha.set_mtu("va", 1400).expect("set mtu");
+    assert_eq!(ha.link("va").expect("va").mtu, 1400);
+
+    // tx checksumming.
+    assert!(
+        ha.tx_checksumming("va").expect("read tx csum"),
+        "veth defaults to tx on"
+    );
+    ha.set_tx_checksumming("va", false).expect("tx off");
+    assert!(!ha.tx_checksumming("va").expect("read tx csum"));
+
+    // Addresses.
+    let addrs_b = hb.addresses().expect("addresses b");
+    assert!(addrs_b
+        .iter()
+        .any(|x| x.iface == "br0" && x.addr == ip("192.0.2.2") && x.prefix == 24));
+    assert!(addrs_b
+        .iter()
+        .any(|x| x.iface == "lo" && x.addr == ip("198.51.100.1") && x.prefix == 32));
+
+    // Routes: the connected route the kernel adds, and ours.
+    let routes_a = ha.routes().expect("routes a");
+    let connected = routes_a
+        .iter()
+        .find(|r| r.dst == Some(ip("192.0.2.0")) && r.prefix == 24)
+        .expect("connected route");
+    assert_eq!(connected.oif.as_deref(), Some("va"));
+    assert_eq!(connected.protocol, "kernel");
+    assert_eq!(connected.scope, "link");
+    let ours = routes_a
+        .iter()
+        .find(|r| r.dst == Some(ip("198.51.100.0")))
+        .expect("added route");
+    assert_eq!(ours.prefix, 24);
+    assert_eq!(ours.gateway, Some(ip("192.0.2.2")));
+    assert_eq!(
+        ours.oif.as_deref(),
+        Some("va"),
+        "kernel resolves the device from the gateway"
+    );
+    assert_eq!(ours.protocol, "boot");
+    assert_eq!(ours.scope, "universe");
+    let default_b = hb
+        .routes()
+        .expect("routes b")
+        .into_iter()
+        .find(|r| r.dst.is_none() && r.family == "inet")
+        .expect("default route b");
+    assert_eq!(default_b.gateway, Some(ip("192.0.2.1")));
+    assert_eq!(default_b.oif.as_deref(), Some("br0"));
+
+    // Sysctls are per namespace.
+    assert_eq!(get_sysctl(&b, "net.ipv4.ip_forward").expect("read"), "0");
+    set_sysctl(&b, "net.ipv4.ip_forward", "1").expect("enable forwarding in b");
+    set_sysctl(&b, "net.ipv4.conf.lo.arp_ignore", "1").expect("arp_ignore on lo");
+    assert_eq!(get_sysctl(&b, "net.ipv4.ip_forward").expect("read"), "1");
+    assert_eq!(
+        get_sysctl(&b, "net.ipv4.conf.lo.arp_ignore").expect("read"),
+        "1"
+    );
+    assert_eq!(get_sysctl(&a, "net.ipv4.ip_forward").expect("read"), "0");
+
+    // UDP both ways, sockets created inside their namespaces and used from here.
+    let server = b
+        .run(|| UdpSocket::bind("198.51.100.1:5000"))
+        .expect("run in b")
+        .expect("bind udp in b");
+    server.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let client = a
+        .run(|| UdpSocket::bind("0.0.0.0:0"))
+        .expect("run in a")
+        .expect("bind udp in a");
+    client.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    client
+        .send_to(b"ping", "198.51.100.1:5000")
+        .expect("send from a");
+    let mut buf = [0u8; 64];
+    let (n, from) = server.recv_from(&mut buf).expect("b receives");
+    assert_eq!(&buf[..n], b"ping");
+    assert_eq!(
+        from.ip(),
+        ip("192.0.2.1"),
+        "source is a's address on the veth"
+    );
+    server.send_to(b"pong", from).expect("reply");
+    let (n, from) = client.recv_from(&mut buf).expect("a receives the reply");
+    assert_eq!(&buf[..n], b"pong");
+    assert_eq!(from, SocketAddr::new(ip("198.51.100.1"), 5000));
+
+    // TCP too.
+    let listener = b
+        .run(|| TcpListener::bind("198.51.100.1:8080"))
+        .expect("run in b")
+        .expect("listen in b");
+    let stream = a
+        .run(|| TcpStream::connect_timeout(&SocketAddr::new(ip("198.51.100.1"), 8080), TIMEOUT))
+        .expect("run in a")
+        .expect("connect from a");
+    let (mut accepted, peer) = listener.accept().expect("accept");
+    assert_eq!(peer.ip(), ip("192.0.2.1"));
+    let mut stream = stream;
+    stream.write_all(b"hello").expect("write");
+    let mut got = [0u8; 5];
+    accepted.read_exact(&mut got).expect("read");
+    assert_eq!(&got, b"hello");
+
+    // After traffic, a has resolved b's gateway address to the bridge's MAC.
+    let neighbours = ha.neighbours().expect("neighbours a");
+    let gw = neighbours
+        .iter()
+        .find(|n| n.ip == ip("192.0.2.2"))
+        .expect("neighbour entry for 192.0.2.2");
+    assert_eq!(gw.iface, "va");
+    assert_eq!(gw.mac, Some(mac("blocks/b/br0")));
+
+    // An nft rule in b drops UDP to port 5001; port 5000 still works.
+    apply_nft(
+        &b,
+        "table inet lvslab_test {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    udp dport 5001 drop\n  }\n}\n",
+    )
+    .expect("apply nft");
+    let listing = list_nft(&b).expect("list nft");
+    assert!(listing.contains("udp dport 5001 drop"), "{listing}");
+    assert!(!list_nft(&a).expect("list a").contains("lvslab_test"));
+    let blocked = b
+        .run(|| UdpSocket::bind("198.51.100.1:5001"))
+        .expect("run in b")
+        .expect("bind 5001");
+    blocked
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    client.send_to(b"x", "198.51.100.1:5001").expect("send");
+    assert!(
+        blocked.recv_from(&mut buf).is_err(),
+        "nft should drop port 5001"
+    );
+    client.send_to(b"y", "198.51.100.1:5000").expect("send");
+    assert_eq!(server.recv_from(&mut buf).expect("5000 still open").0, 1);
+
+    // A bad ruleset fails with nft's own message.
+    match apply_nft(&b, "this is not nft syntax\n") {
+        Err(Error::Nft { stderr, .. }) => assert!(stderr.contains("syntax"), "{stderr}"),
+        other => panic!("expected an nft error, got {other:?}"),
+    }
+
+    // Teardown by dropping everything; then the root namespace must be as it was.
+    drop((
+        server, client, listener, stream, accepted, blocked, ha, hb, a, b,
+    ));
+    let after = snapshot(&root).expect("root snapshot after");
+    let diff = before.diff(&after);
+    assert!(
+        diff.is_empty(),
+        "root namespace changed:\n{}",
+        diff.join("\n")
+    );
+    assert_eq!(before, after);
+}
+
+#[test]
+fn snapshot_diff_shows_exactly_one_changed_sysctl() {
+    require_root();
+    let ns = Netns::new_anonymous().expect("namespace");
+    let before = snapshot(&ns).expect("snapshot");
+    assert!(before.links.iter().any(|l| l.name == "lo" && l.up));
+    assert!(
+        before.sysctls.len() > 100,
+        "expected the ipv4 and ipv6/conf sysctl trees, got {} entries",
+        before.sysctls.len()
+    );
+    assert_eq!(
+        before
+            .sysctls
+            .get("net.ipv4.conf.lo.arp_ignore")
+            .map(String::as_str),
+        Some("0"),
+        "kernel default"
+    );
+    set_sysctl(&ns, "net.ipv4.conf.lo.arp_ignore", "1").expect("set");
+    let after = snapshot(&ns).expect("snapshot");
+    assert_eq!(
+        before.diff(&after),
+        vec!["~ sysctl net.ipv4.conf.lo.arp_ignore: 0 -> 1".to_string()]
+    );
+}
+
+#[test]
+fn namespaces_are_entered_only_by_helper_threads() {
+    require_root();
+    let own = || {
+        std::fs::metadata("/proc/thread-self/ns/net")
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+    };
+    let mine = own().expect("own namespace");
+    let ns = Netns::new_anonymous().expect("namespace");
+    assert_ne!(ns.inode(), mine);
+
+    let inside = ns.run(own).expect("run").expect("stat inside");
+    assert_eq!(inside, ns.inode());
+    assert_eq!(
+        own().expect("own namespace"),
+        mine,
+        "caller thread did not move"
+    );
+
+    let worker = ns.thread().expect("worker");
+    assert_eq!(worker.exec(own).expect("exec").expect("stat"), ns.inode());
+    let panicked = worker.exec(|| -> u32 { panic!("deliberate") });
+    match panicked {
+        Err(Error::Thread { detail, .. }) => assert!(detail.contains("deliberate"), "{detail}"),
+        other => panic!("expected a thread error, got {other:?}"),
+    }
+    assert_eq!(
+        worker
+            .exec(own)
+            .expect("worker still serves")
+            .expect("stat"),
+        ns.inode()
+    );
+    assert_eq!(own().expect("own namespace"), mine);
+
+    // Programs start inside the namespace.
+    let out = ns
+        .output(Command::new("readlink").arg("/proc/self/ns/net"))
+        .expect("run readlink");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("net:[{}]", ns.inode())
+    );
+    let child = worker
+        .spawn_command({
+            let mut c = Command::new("readlink");
+            c.arg("/proc/self/ns/net");
+            c.stdout(std::process::Stdio::piped());
+            c
+        })
+        .expect("spawn from worker");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("net:[{}]", ns.inode())
+    );
+}
+
+#[test]
+fn named_namespace_is_mounted_opened_and_removed() {
+    require_root();
+    let path = PathBuf::from(format!(
+        "/run/netns/lvslab-netns-test-{}",
+        std::process::id()
+    ));
+    let _ = Netns::remove_named(&path);
+    let ns = Netns::new_named(&path).expect("create named namespace");
+    assert_eq!(
+        ns.label(),
+        path.file_name().expect("name").to_string_lossy()
+    );
+    let inode = ns.inode();
+    drop(ns);
+
+    // The bind mount keeps it alive after our handle is gone.
+    let reopened = Netns::open(&path).expect("reopen");
+    assert_eq!(reopened.inode(), inode);
+    assert!(
+        reopened
+            .netlink()
+            .expect("netlink")
+            .link("lo")
+            .expect("lo")
+            .up
+    );
+    // Creating it twice fails rather than shadowing the first.
+    assert!(Netns::new_named(&path).is_err());
+
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let mount_points: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .collect();
+    assert!(mount_points.contains(&path.to_str().expect("utf8")));
+    assert!(
+        !mount_points.contains(&"/run/netns"),
+        "/run/netns itself must not be a mount"
+    );
+
+    drop(reopened);
+    Netns::remove_named(&path).expect("remove");
+    assert!(!path.exists());
+    Netns::remove_named(&path).expect("removing again is fine");
+    assert!(Netns::open(&path).is_err());
+}
+
+#[test]
+fn root_namespace_is_never_modified() {
+    require_root();
+    let root = Netns::root().expect("root");
+    let other = Netns::new_anonymous().expect("namespace");
+    let h = root.netlink().expect("root netlink (reading is fine)");
+    assert!(!h.links().expect("read links").is_empty());
+    let refused = [
+        h.add_bridge("lvslabbad0", mac("bad")).err(),
+        h.add_address("lo", ip("192.0.2.99"), 32).err(),
+        h.add_route(Some((ip("203.0.113.0"), 24)), None, Some("lo"))
+            .err(),
+        h.set_up("lo").err(),
+        other
+            .netlink()
+            .expect("netlink")
+            .add_veth("x0", mac("x0"), &root, "x1", mac("x1"))
+            .err(),
+        set_sysctl(&root, "net.ipv4.ip_forward", "1").err(),
+        apply_nft(&root, "add table inet lvslab_bad\n").err(),
+    ];
+    for (i, err) in refused.into_iter().enumerate() {
+        assert!(
+            matches!(err, Some(Error::RootIsReadOnly { .. })),
+            "operation {i} was not refused: {err:?}"
+        );
+    }
+    // Nothing of the attempted veth was left in the other namespace.
+    assert!(other.netlink().expect("netlink").link("x0").is_err());
+}
+
+#[test]
+fn errors_name_the_operation_namespace_and_errno() {
+    require_root();
+    let ns = Netns::new_anonymous().expect("namespace");
+    let h = ns.netlink().expect("netlink");
+
+    match h.add_address("nope0", ip("192.0.2.1"), 24) {
+        Err(Error::NoSuchInterface {
+            iface,
+            ns: label,
+            op,
+        }) => {
+            assert_eq!(iface, "nope0");
+            assert_eq!(label, ns.label());
+            assert_eq!(op, "ip addr add 192.0.2.1/24 dev nope0");
+        }
+        other => panic!("expected NoSuchInterface, got {other:?}"),
+    }
+
+    h.add_bridge("br0", mac("e/br0")).expect("bridge");
+    let err = h.add_bridge("br0", mac("e/br0")).expect_err("duplicate");
+    assert_eq!(err.errno(), Some(libc::EEXIST), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("ip link add br0"), "{text}");
+    assert!(text.contains(ns.label()), "{text}");
+
+    h.add_address("lo", ip("192.0.2.9"), 32)
+        .expect("address on lo");
+    let err = h
+        .add_address("lo", ip("192.0.2.9"), 32)
+        .expect_err("duplicate address");
+    assert_eq!(err.errno(), Some(libc::EEXIST), "{err}");
+
+    let err = h
+        .add_route(
+            Some((ip("203.0.113.0"), 24)),
+            Some(ip("198.51.100.1")),
+            None,
+        )
+        .expect_err("unreachable gateway");
+    assert!(matches!(err, Error::Netlink { .. }), "{err:?}");
+    assert!(err.errno().is_some());
+
+    assert!(matches!(
+        h.add_route(Some((ip("203.0.113.0"), 24)), None, None),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        h.add_bridge("much-too-long-name", mac("x")),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        set_sysctl(&ns, "kernel.hostname", "x"),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let err = set_sysctl(&ns, "net.ipv4.conf.nope0.rp_filter", "0").expect_err("no such iface");
+    assert_eq!(err.errno(), Some(libc::ENOENT), "{err}");
+
+    h.delete_link("br0").expect("delete");
+    assert!(h.link("br0").is_err());
+}
+
+#[test]
+fn routes_and_addresses_can_be_deleted_again() {
+    require_root();
+    let Pair { a, .. } = build_pair("del");
+    let h = a.netlink().expect("netlink");
+    h.delete_route(Some((ip("198.51.100.0"), 24)), Some(ip("192.0.2.2")), None)
+        .expect("delete route");
+    assert!(!h
+        .routes()
+        .expect("routes")
+        .iter()
+        .any(|r| r.dst == Some(ip("198.51.100.0"))));
+    h.delete_address("va", ip("192.0.2.1"), 24)
+        .expect("delete address");
+    assert!(!h
+        .addresses()
+        .expect("addresses")
+        .iter()
+        .any(|x| x.addr == ip("192.0.2.1")));
+    h.add_neighbour("va", ip("192.0.2.77"), mac("static"))
+        .expect("static neighbour");
+    let n = h
+        .neighbours()
+        .expect("neighbours")
+        .into_iter()
+        .find(|n| n.ip == ip("192.0.2.77"))
+        .expect("entry");
+    assert_eq!(
+        (n.mac, n.state.as_str()),
+        (Some(mac("static")), "permanent")
+    );
+}
+
+#[test]
+fn tunnels_work_or_report_the_missing_kernel_feature() {
+    require_root();
+    let ns = Netns::new_anonymous().expect("namespace");
+    let h = ns.netlink().expect("netlink");
+    let local = Ipv4Addr::new(192, 0, 2, 1);
+    let remote = Ipv4Addr::new(192, 0, 2, 2);
+    for (kind, result, config) in [
+        (
+            "gre",
+            h.add_gre("gre1", local, remote, 64),
+            "CONFIG_NET_IPGRE",
+        ),
+        (
+            "ipip",
+            h.add_ipip("ipip1", local, remote, 64),
+            "CONFIG_NET_IPIP",
+        ),
+    ] {
+        match result {
+            Ok(()) => {
+                let name = if kind == "gre" { "gre1" } else { "ipip1" };
+                assert_eq!(h.link(name).expect("tunnel link").kind, kind);
+            }
+            Err(err) => {
+                assert!(err.is_missing_kernel_feature(), "{kind}: {err:?}");
+                assert_eq!(err.errno(), Some(libc::EOPNOTSUPP));
+                let text = err.to_string();
+                assert!(text.contains(config), "{text}");
+                assert!(text.contains("lvslab vm run"), "{text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn probe_reports_every_feature_consistently() {
+    require_root();
+    let features = probe();
+    let names: Vec<&str> = features.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "root",
+            "netns",
+            "veth",
+            "bridge",
+            "ipip",
+            "gre",
+            "ipvs",
+            "nft",
+            "af_packet",
+            "tun",
+            "qemu",
+            "kvm"
+        ]
+    );
+    let get = |name: &str| lvslab_netns::probe::find(&features, name).expect("probed");
+    for must in ["root", "netns", "veth", "bridge", "af_packet"] {
+        assert!(get(must).available, "{must}: {}", get(must).detail);
+    }
+    assert_eq!(
+        get("nft").available,
+        lvslab_netns::nft::nft_binary().is_some(),
+        "{}",
+        get("nft").detail
+    );
+    assert_eq!(
+        get("tun").available,
+        std::path::Path::new("/dev/net/tun").exists(),
+        "{}",
+        get("tun").detail
+    );
+    for f in &features {
+        assert!(!f.detail.is_empty(), "{} has no detail", f.name);
+        if !f.available && ["ipip", "gre", "ipvs"].contains(&f.name.as_str()) {
+            assert!(f.detail.contains("CONFIG_"), "{}: {}", f.name, f.detail);
+            assert!(
+                f.detail.contains("lvslab vm run"),
+                "{}: {}",
+                f.name,
+                f.detail
+            );
+        }
+    }
+}
