@@ -735,6 +735,9 @@ fn family_name(family: AddressFamily) -> String {
     match family {
         AddressFamily::Inet => "inet".into(),
         AddressFamily::Inet6 => "inet6".into(),
+        // Multicast-routing rule families (RTNL_FAMILY_IPMR / RTNL_FAMILY_IP6MR).
+        AddressFamily::Other(128) => "ipmr".into(),
+        AddressFamily::Other(129) => "ip6mr".into(),
         other => lower_debug(other),
     }
 }

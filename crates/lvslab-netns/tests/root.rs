@@ -464,8 +464,16 @@ fn errors_name_the_operation_namespace_and_errno() {
             None,
         )
         .expect_err("unreachable gateway");
-    assert!(matches!(err, Error::Netlink { .. }), "{err:?}");
-    assert!(err.errno().is_some());
+    // The gateway is on no connected network: the kernel says ENETUNREACH and explains
+    // itself through an extended ack.
+    assert_eq!(err.errno(), Some(libc::ENETUNREACH), "{err}");
+    match &err {
+        Error::Netlink { ext_ack, iface, .. } => {
+            assert!(ext_ack.is_some(), "{err}");
+            assert_eq!(iface, &None);
+        }
+        other => panic!("expected a netlink error, got {other:?}"),
+    }
 
     assert!(matches!(
         h.add_route(Some((ip("203.0.113.0"), 24)), None, None),
