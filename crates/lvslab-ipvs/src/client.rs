@@ -46,6 +46,10 @@ impl OwnedGenl {
 ///
 /// Every request is sent the way ipvsadm 1.31 sends it (complete service and destination
 /// nests with ipvsadm's defaults, `NLM_F_ACK` on everything).
+///
+/// Measured on 6.12: in a namespace that has no address yet (not even `lo` up) the IPv4
+/// local routing table does not exist, and the kernel rejects every IPv4 destination with
+/// `EINVAL`; bring `lo` up (or configure the lab) before adding destinations.
 pub struct IpvsClient {
     sock: NlSocket,
     family: u16,
@@ -91,8 +95,8 @@ impl IpvsClient {
                 Err(Error::Kernel { errno: e, .. }) if e == errno::ENOENT => {
                     return Err(Error::Unavailable(
                         "the generic netlink family \"IPVS\" does not exist: this kernel has no \
-                     IPVS (CONFIG_IP_VS unset or the ip_vs module not loaded). On the \
-                     project's hosts kernel IPVS trials run inside the lvslab-vm guest."
+                     IPVS (CONFIG_IP_VS unset or the ip_vs module not loaded). The project's \
+                     host kernel has no IPVS: kernel IPVS trials run inside the lvslab-vm VM guest."
                             .into(),
                     ))
                 }
@@ -411,5 +415,33 @@ impl LoadBalancer for IpvsClient {
     fn set_timeouts(&mut self, t: &Timeouts) -> Result<(), LbError> {
         self.put_timeouts(t)
             .map_err(|e| to_lb_error(e, Target::Other))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The probe must agree with the kernel this runs on: the `vs` sysctl directory exists
+    /// exactly when the ip_vs module is present in this namespace.
+    #[test]
+    fn connect_probe_agrees_with_the_running_kernel() {
+        let loaded = std::path::Path::new("/proc/sys/net/ipv4/vs").exists();
+        match IpvsClient::connect() {
+            Ok(c) => {
+                assert!(
+                    loaded,
+                    "IPVS family resolved but /proc/sys/net/ipv4/vs is missing"
+                );
+                assert_ne!(c.family_id(), 0);
+            }
+            Err(Error::Unavailable(m)) => {
+                assert!(!loaded, "IPVS is loaded but the probe said: {m}");
+                assert!(m.contains("no IPVS") && m.contains("VM"), "{m}");
+                let lb = to_lb_error(Error::Unavailable(m), Target::Other);
+                assert!(matches!(lb, LbError::Unavailable(_)));
+            }
+            Err(e) => panic!("probe failed in an unexpected way: {e}"),
+        }
     }
 }
