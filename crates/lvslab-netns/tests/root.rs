@@ -613,3 +613,77 @@ fn probe_reports_every_feature_consistently() {
         }
     }
 }
+
+/// Names of every link announced (RTM_NEWLINK) to a link-event monitor socket so far.
+fn announced_links(monitor: &rtnetlink::sys::Socket) -> Vec<String> {
+    use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+    use rtnetlink::packet_route::link::LinkAttribute;
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+
+    let mut names = Vec::new();
+    loop {
+        let mut buf = Vec::with_capacity(65536);
+        match monitor.recv(&mut buf, libc::MSG_DONTWAIT) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("monitor recv: {e}"),
+        }
+        let mut data = &buf[..];
+        while data.len() >= 16 {
+            let len = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]) as usize;
+            assert!(len >= 16 && len <= data.len(), "bad netlink length {len}");
+            let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[..len])
+                .expect("decode link event");
+            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) = msg.payload {
+                names.extend(link.attributes.into_iter().filter_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n),
+                    _ => None,
+                }));
+            }
+            data = data.get((len + 3) & !3..).unwrap_or(&[]);
+        }
+    }
+    names
+}
+
+fn link_monitor() -> std::io::Result<rtnetlink::sys::Socket> {
+    use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+    const RTMGRP_LINK: u32 = 1;
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind(&SocketAddr::new(0, RTMGRP_LINK))?;
+    Ok(socket)
+}
+
+#[test]
+fn veth_ends_are_born_in_their_own_namespaces() {
+    require_root();
+    let a = Netns::new_anonymous().expect("namespace a");
+    let b = Netns::new_anonymous().expect("namespace b");
+    let tag = std::process::id() % 100_000;
+    let (name_a, name_b) = (format!("lvs{tag}a"), format!("lvs{tag}b"));
+    let monitor_root = link_monitor().expect("monitor in root");
+    let monitor_a = a.run(link_monitor).expect("run").expect("monitor in a");
+    let monitor_b = b.run(link_monitor).expect("run").expect("monitor in b");
+
+    a.netlink()
+        .expect("netlink a")
+        .add_veth(&name_a, mac("born/a"), &b, &name_b, mac("born/b"))
+        .expect("veth pair");
+
+    let seen_a = announced_links(&monitor_a);
+    let seen_b = announced_links(&monitor_b);
+    let seen_root = announced_links(&monitor_root);
+    // The monitors work: each namespace hears about its own end...
+    assert!(seen_a.contains(&name_a), "a saw {seen_a:?}");
+    assert!(seen_b.contains(&name_b), "b saw {seen_b:?}");
+    // ...and no end ever appeared anywhere else, not even briefly.
+    assert!(
+        !seen_a.contains(&name_b),
+        "peer appeared in a first: {seen_a:?}"
+    );
+    assert!(!seen_b.contains(&name_a), "{seen_b:?}");
+    assert!(
+        !seen_root.iter().any(|n| n == &name_a || n == &name_b),
+        "root saw {seen_root:?}"
+    );
+}
