@@ -144,6 +144,18 @@ fn run() -> Result<(), String> {
         ..DestConfig::new(v4(198, 51, 100, 7), 53)
     };
     lb.add_dest(&udp.key, &tun).map_err(|e| e.to_string())?;
+    let mut sip = ServiceConfig::new(
+        ServiceKey::Addr {
+            protocol: Protocol::Udp,
+            addr: v4(198, 51, 100, 2),
+            port: 5060,
+        },
+        Scheduler::Rr,
+    );
+    sip.flags.persistent = true;
+    sip.timeout = 360;
+    sip.pe_name = Some("sip".into());
+    lb.add_service(&sip).map_err(|e| e.to_string())?;
     let got = lb.list().map_err(|e| e.to_string())?;
     let back = got
         .iter()
@@ -283,7 +295,7 @@ fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     lb.delete_service(&udp.key).map_err(|e| e.to_string())?;
     let n = lb.list().map_err(|e| e.to_string())?.len();
-    check("delete service", n == 2, n)?;
+    check("delete service", n == 3, n)?;
     lb.flush().map_err(|e| e.to_string())?;
     let n = lb.list().map_err(|e| e.to_string())?.len();
     check("flush", n == 0, n)?;
