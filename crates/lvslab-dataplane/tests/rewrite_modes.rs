@@ -179,6 +179,41 @@ fn nat_request_gives_zero_checksum_udp_a_real_checksum() {
 }
 
 #[test]
+fn udp_checksum_that_computes_to_zero_is_sent_as_ffff() {
+    // Choose the first payload word so that the post-NAT datagram sums to 0xFFFF: adding
+    // a packet's own checksum to its sum does exactly that (S + ~S = 0xFFFF).
+    let after_nat = |payload: &[u8]| Pkt {
+        dst: RIP,
+        l4: L4::Udp {
+            sport: 40000,
+            dport: 5353,
+            payload: payload.to_vec(),
+            zero_checksum: false,
+        },
+        ..Pkt::udp(b"", false)
+    };
+    let probe = after_nat(&[0, 0, 0xab, 0xcd]).build();
+    let checksum_now = be16(&probe, 14 + 20 + 6);
+    let mut payload = checksum_now.to_be_bytes().to_vec();
+    payload.extend_from_slice(&[0xab, 0xcd]);
+    for zero_checksum in [true, false] {
+        let mut frame = Pkt::udp(&payload, zero_checksum).build();
+        let mut reply = Vec::new();
+        assert_eq!(
+            nat_request(&mut frame, &nat_to(5353), &mut reply),
+            Verdict::Forward
+        );
+        assert_eq!(
+            be16(&frame, 14 + 20 + 6),
+            0xffff,
+            "RFC 768: computed 0 goes out as 0xFFFF"
+        );
+        let sum_with_pseudo = checksum::transport_checksum(CIP, RIP, 17, &frame[34..], 6);
+        assert_eq!(sum_with_pseudo, 0, "the datagram really sums to zero");
+    }
+}
+
+#[test]
 fn nat_request_at_ttl_one_answers_time_exceeded_from_the_vip() {
     let original = Pkt {
         ttl: 1,
