@@ -1,6 +1,7 @@
 //! The userspace director: schedulers, connection table, per-mode rewrites and the engine.
 
 pub mod conn;
+pub mod director;
 pub mod packet;
 pub mod rewrite;
 pub mod sched;
