@@ -9,6 +9,7 @@ pub mod decode;
 pub mod error;
 pub mod ladder;
 pub mod pcapng;
+pub mod report;
 pub mod rules;
 
 pub use correlate::{correlate, CorrelateOptions, Direction, Flow, Hop};
@@ -19,3 +20,27 @@ pub use rules::{
     check, check_distribution, CheckOutcome, Director, FieldDiff, Finding, Mode, RealServer, Roles,
     TunEncap,
 };
+
+/// Everything the offline pipeline derives from a trial's captures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Analysis {
+    /// Every decoded frame of every capture.
+    pub summaries: Vec<PacketSummary>,
+    /// Flows with their hop ladders.
+    pub flows: Vec<Flow>,
+    /// Findings and counts from the mode rules.
+    pub outcome: CheckOutcome,
+}
+
+/// Decodes, correlates and checks captures in one call (each capture's frames keep their own
+/// frame numbers; capture points must not repeat across captures).
+pub fn analyse(captures: &[Capture], roles: &Roles, opts: &CorrelateOptions) -> Analysis {
+    let summaries: Vec<PacketSummary> = captures.iter().flat_map(decode_capture).collect();
+    let flows = correlate(&summaries, opts);
+    let outcome = check(&flows, roles);
+    Analysis {
+        summaries,
+        flows,
+        outcome,
+    }
+}
