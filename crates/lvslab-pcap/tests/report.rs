@@ -48,7 +48,11 @@ fn run() -> RunReport {
         ("rs1:eth0", out),
     ])
     .cap;
-    let a = analyse(&[cap.clone()], &dr_roles(), &CorrelateOptions::default());
+    let a = analyse(
+        std::slice::from_ref(&cap),
+        &dr_roles(),
+        &CorrelateOptions::default(),
+    );
     let failed = TrialReport {
         lab: "dr".into(),
         dataplane: "userspace".into(),
