@@ -427,3 +427,28 @@ fn request_that_never_reaches_the_director_is_reported() {
          route: expected via director, got firewall:eth1"
     );
 }
+
+#[test]
+fn corrupted_checksum_is_a_finding_but_offload_pending_is_not() {
+    let mut cap = Cap::see_all(&dr_steps(40000, CISN, MAC_RS1, "rs1:eth0")).cap;
+    // Frame 4 (rs1:eth0, the SYN): TCP checksum at 14 + 20 + 16.
+    let at = 14 + 20 + 16;
+    let original = u16::from_be_bytes([cap.frames[3].data[at], cap.frames[3].data[at + 1]]);
+    cap.frames[3].data[at] ^= 0xff;
+    let corrupted = u16::from_be_bytes([cap.frames[3].data[at], cap.frames[3].data[at + 1]]);
+    let r = roles(Mode::Dr, 80);
+    let a = lvslab_pcap::analyse(std::slice::from_ref(&cap), &r, &CorrelateOptions::default());
+    assert_eq!(
+        rendered(&a.outcome),
+        format!(
+            "checksum at rs1:eth0 (flow 1, packet 1, frames 4): checksum does not match the packet (offload-pending frames are not counted)\n  \
+             tcp.checksum: expected {original:#06x}, got {corrupted:#06x}"
+        )
+    );
+    // The same frame flagged by the capture side as not yet checksummed is not corruption.
+    cap.frames[3]
+        .comments
+        .push(lvslab_pcap::pcapng::CSUM_NOT_READY_COMMENT.into());
+    let a = lvslab_pcap::analyse(&[cap], &r, &CorrelateOptions::default());
+    assert_eq!(rendered(&a.outcome), "");
+}
