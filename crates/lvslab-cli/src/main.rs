@@ -1,1 +1,176 @@
-fn main() {}
+//! `lvslab`: LVS labs in network namespaces. Thin: parses arguments and calls the
+//! libraries; each subcommand lives in `cmd/`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod cmd;
+
+/// Exit status for invalid input (lab files, arguments), as `lvslab check` promises.
+const EXIT_INVALID: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "lvslab", version, about = "LVS (Linux Virtual Server) labs in network namespaces: NAT, DR, TUN, FullNAT", long_about = None)]
+struct Cli {
+    /// Folder holding the labs (default: ./labs, else the labs shipped with this build).
+    #[arg(long, global = true, env = "LVSLAB_LABS")]
+    labs: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormatArg {
+    Mermaid,
+    Dot,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DataplaneArg {
+    /// Kernel IPVS (needs a kernel with IPVS; here: inside `lvslab vm run`).
+    Kernel,
+    /// lvslab's own userspace director.
+    Userspace,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a lab file; errors name file:line:col, the field and the fix (exit 2).
+    Check {
+        /// Lab name (nat, dr, tun, fullnat) or path to a lab folder or lab.toml.
+        lab: String,
+        /// Set a lab parameter, e.g. `--param encap=ipip`.
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+    },
+    /// Print the JSON Schema of lab.toml.
+    Schema,
+    /// Print the `ip`/`sysctl`/`nft` commands that build the lab (`lvslab plan nat | bash`).
+    Plan {
+        lab: String,
+        #[arg(long)]
+        instance: Option<String>,
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// Which dataplane the lab is built for (decides how real servers decapsulate).
+        #[arg(long, value_enum)]
+        dataplane: Option<DataplaneArg>,
+        /// Print the commands that remove the lab instead.
+        #[arg(long)]
+        down: bool,
+        /// Print the plan as JSON steps.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw the topology (nodes, links, addresses, VIP, reply path).
+    Graph {
+        lab: String,
+        #[arg(long, value_enum, default_value = "mermaid")]
+        format: GraphFormatArg,
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+    },
+    /// Build a lab instance and leave it running.
+    Up {
+        lab: String,
+        /// Instance name (default: the lab's name); two instances run side by side.
+        #[arg(long)]
+        instance: Option<String>,
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// Default: kernel where the kernel has IPVS, else userspace.
+        #[arg(long, value_enum)]
+        dataplane: Option<DataplaneArg>,
+    },
+    /// Remove a lab instance (also after an interrupted `up`), or every instance.
+    Down {
+        #[arg(required_unless_present = "all")]
+        instance: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// List running instances.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command on a node of an instance: `lvslab exec nat client -- ping -c1 198.51.100.2`.
+    Exec {
+        instance: String,
+        node: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Open a shell on a node of an instance.
+    Shell { instance: String, node: String },
+    /// What this machine can do: root, netns, veth, bridge, ipip, gre, ipvs, nft, …
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Internal: the background process of an instance (servers, userspace engine).
+    #[command(hide = true)]
+    Daemon { instance: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LVSLAB_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let labs = cmd::labs_dir(cli.labs.as_deref());
+    let result = match cli.command {
+        Command::Check { lab, params } => cmd::lab::check(&labs, &lab, &params),
+        Command::Schema => cmd::lab::schema(),
+        Command::Plan {
+            lab,
+            instance,
+            params,
+            dataplane,
+            down,
+            json,
+        } => cmd::lab::plan(
+            &labs,
+            &lab,
+            instance.as_deref(),
+            &params,
+            dataplane,
+            down,
+            json,
+        ),
+        Command::Graph {
+            lab,
+            format,
+            params,
+        } => cmd::lab::graph(&labs, &lab, format, &params),
+        Command::Up {
+            lab,
+            instance,
+            params,
+            dataplane,
+        } => cmd::lifecycle::up(&labs, &lab, instance.as_deref(), &params, dataplane),
+        Command::Down { instance, all } => cmd::lifecycle::down(instance.as_deref(), all),
+        Command::Status { json } => cmd::lifecycle::status(json),
+        Command::Exec {
+            instance,
+            node,
+            command,
+        } => cmd::lifecycle::exec(&instance, &node, &command),
+        Command::Shell { instance, node } => cmd::lifecycle::shell(&instance, &node),
+        Command::Doctor { json } => cmd::doctor::doctor(json),
+        Command::Daemon { instance } => cmd::daemon::run(&instance),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lvslab: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -21,8 +21,12 @@ pub mod rtnl;
 mod sys;
 pub mod sysctl;
 
-// Provisioning modules written by the lead:
-// pub mod plan; pub mod apply; pub mod journal; pub mod traffic;
+// Provisioning: lab → plan → applied instance, its journal, its servers and probes.
+pub mod apply;
+pub mod journal;
+pub mod plan;
+pub mod traffic;
+pub mod tun;
 
 pub use dump::{snapshot, AddressInfo, LinkInfo, NeighbourInfo, NsSnapshot, RouteInfo, RuleInfo};
 pub use error::{Error, Result};

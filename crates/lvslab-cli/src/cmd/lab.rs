@@ -1,0 +1,105 @@
+//! Offline subcommands: check, schema, plan, graph. None needs root.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use lvslab_netns::plan::{
+    plan as make_plan, render_shell, render_shell_down, DecapImpl, PlanOptions,
+};
+use lvslab_spec::graph::{render, GraphFormat};
+
+use super::{check_instance_name, load};
+use crate::{DataplaneArg, GraphFormatArg};
+
+pub fn check(labs: &Path, lab: &str, params: &[String]) -> anyhow::Result<ExitCode> {
+    match load(labs, lab, params) {
+        Ok((l, _)) => {
+            println!(
+                "{}: ok — lab `{}` ({}), {} nodes, {} links, {} switches, {} services",
+                l.source.display(),
+                l.name,
+                l.mode.name(),
+                l.nodes.len(),
+                l.links.len(),
+                l.switches.len(),
+                l.services.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(f) => f.report(),
+    }
+}
+
+pub fn schema() -> anyhow::Result<ExitCode> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&lvslab_spec::json_schema())?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The decapsulation a dataplane implies: kernel IPVS pairs with the kernel's own
+/// tunnel devices, the userspace director with the userspace tunnel endpoint.
+pub fn decap_for(dataplane: DataplaneArg) -> DecapImpl {
+    match dataplane {
+        DataplaneArg::Kernel => DecapImpl::Kernel,
+        DataplaneArg::Userspace => DecapImpl::Userspace,
+    }
+}
+
+pub fn plan(
+    labs: &Path,
+    lab: &str,
+    instance: Option<&str>,
+    params: &[String],
+    dataplane: Option<DataplaneArg>,
+    down: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let (l, _) = match load(labs, lab, params) {
+        Ok(x) => x,
+        Err(f) => return f.report(),
+    };
+    let instance = instance.unwrap_or(&l.name).to_string();
+    check_instance_name(&instance)?;
+    let dataplane = dataplane.unwrap_or_else(|| {
+        if super::kernel_has_ipvs() {
+            DataplaneArg::Kernel
+        } else {
+            DataplaneArg::Userspace
+        }
+    });
+    let p = make_plan(
+        &l,
+        &PlanOptions {
+            instance,
+            decap: decap_for(dataplane),
+        },
+    );
+    if json {
+        println!("{}", serde_json::to_string_pretty(&p)?);
+    } else if down {
+        print!("{}", render_shell_down(&p));
+    } else {
+        print!("{}", render_shell(&p));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn graph(
+    labs: &Path,
+    lab: &str,
+    format: GraphFormatArg,
+    params: &[String],
+) -> anyhow::Result<ExitCode> {
+    let (l, _) = match load(labs, lab, params) {
+        Ok(x) => x,
+        Err(f) => return f.report(),
+    };
+    let f = match format {
+        GraphFormatArg::Mermaid => GraphFormat::Mermaid,
+        GraphFormatArg::Dot => GraphFormat::Dot,
+    };
+    print!("{}", render(&l, f));
+    Ok(ExitCode::SUCCESS)
+}

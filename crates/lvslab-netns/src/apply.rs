@@ -1,0 +1,360 @@
+//! Plan → a running lab. Steps run in order; on any failure or cancellation everything
+//! built so far is removed again, so a lab is either whole or absent.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use indexmap::IndexMap;
+use lvslab_spec::model::Encap;
+
+use crate::journal::{Journal, NETNS_DIR};
+use crate::ns::Netns;
+use crate::plan::{netns_name, DecapImpl, Plan, Step};
+use crate::rtnl::NsHandle;
+
+/// Why a lab could not be built; teardown problems are reported alongside.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("cannot build lab `{lab}` on this machine: {missing}\n    nothing was created")]
+    Unsupported { lab: String, missing: String },
+    #[error("{ns}: `{step}` failed: {source}{}", teardown_note(.teardown))]
+    Step {
+        ns: String,
+        step: String,
+        #[source]
+        source: Box<crate::error::Error>,
+        teardown: Vec<String>,
+    },
+    #[error("interrupted; everything built so far was removed{}", teardown_note(.teardown))]
+    Cancelled { teardown: Vec<String> },
+    #[error("journal: {source}{}", teardown_note(.teardown))]
+    Journal {
+        #[source]
+        source: Box<crate::journal::JournalError>,
+        teardown: Vec<String>,
+    },
+}
+
+fn teardown_note(t: &[String]) -> String {
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n    and teardown failed too:\n      {}",
+            t.join("\n      ")
+        )
+    }
+}
+
+/// How namespaces are held.
+pub enum Naming {
+    /// By file descriptor only: they vanish with the process (tests).
+    Anonymous,
+    /// Bind-mounted at `/run/netns/lvslab-<instance>-<node>`, recorded in the journal
+    /// before creation (`lvslab up`).
+    Named(Box<Journal>),
+}
+
+/// A built lab: one namespace per node and switch.
+pub struct LabInstance {
+    pub plan: Plan,
+    namespaces: IndexMap<String, Netns>,
+    journal: Option<Journal>,
+}
+
+impl std::fmt::Debug for LabInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LabInstance")
+            .field("instance", &self.plan.instance)
+            .field("namespaces", &self.namespaces.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl LabInstance {
+    /// The namespace of a node or switch.
+    pub fn ns(&self, node: &str) -> Option<&Netns> {
+        self.namespaces.get(node)
+    }
+
+    pub fn namespaces(&self) -> impl Iterator<Item = (&str, &Netns)> {
+        self.namespaces.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn journal_mut(&mut self) -> Option<&mut Journal> {
+        self.journal.as_mut()
+    }
+
+    /// Keeps a named lab running after this value is gone (`lvslab up` exits while the
+    /// lab stays); returns the journal that `down` will use.
+    pub fn detach(mut self) -> Option<Journal> {
+        self.journal.take()
+    }
+
+    /// Removes the lab; returns every problem met on the way.
+    pub fn teardown(mut self) -> Vec<String> {
+        let journal = self.journal.take();
+        self.namespaces.clear(); // closing the fds frees anonymous namespaces
+        match journal {
+            Some(j) => j.teardown(),
+            None => Vec::new(),
+        }
+    }
+}
+
+impl Drop for LabInstance {
+    fn drop(&mut self) {
+        if let Some(j) = self.journal.take() {
+            for e in j.teardown() {
+                tracing::warn!("teardown: {e}");
+            }
+        }
+    }
+}
+
+/// Kernel features the plan needs, each with what to do when it is missing.
+pub fn required_features(plan: &Plan) -> Vec<(&'static str, &'static str)> {
+    let mut need: Vec<(&'static str, &'static str)> = vec![
+        ("netns", "the kernel needs CONFIG_NET_NS"),
+        ("veth", "the kernel needs CONFIG_VETH"),
+    ];
+    let mut add = |f: &'static str, why: &'static str| {
+        if !need.iter().any(|(n, _)| *n == f) {
+            need.push((f, why));
+        }
+    };
+    for s in &plan.steps {
+        match s {
+            Step::Bridge { .. } => add("bridge", "the kernel needs CONFIG_BRIDGE"),
+            Step::Tunnel {
+                kind: Encap::Gre, ..
+            } => add(
+                "gre",
+                "this kernel has no GRE: run the lab in the VM (`lvslab vm run -- lvslab up …`)",
+            ),
+            Step::Tunnel {
+                kind: Encap::Ipip, ..
+            } => add(
+                "ipip",
+                "this kernel has no IPIP: run the lab in the VM (`lvslab vm run -- lvslab up …`)",
+            ),
+            Step::DecapDevice {
+                via: DecapImpl::Kernel,
+                encap,
+                ..
+            } => {
+                add("ipip", "real servers decapsulate on the kernel's tunl0, which needs IPIP: use `--dataplane userspace` (our tunnel endpoint) or the VM");
+                if *encap == Encap::Gre {
+                    add("gre", "real servers decapsulate GRE with the kernel's ip_gre: use `--dataplane userspace` (our tunnel endpoint) or the VM");
+                }
+            }
+            Step::DecapDevice {
+                via: DecapImpl::Userspace,
+                ..
+            } => add(
+                "tun",
+                "the userspace tunnel endpoint needs /dev/net/tun (CONFIG_TUN)",
+            ),
+            Step::Nft { .. } => add(
+                "nft",
+                "NAT rules need nftables: `apt-get install nftables` (and a kernel with nf_tables)",
+            ),
+            _ => {}
+        }
+    }
+    need
+}
+
+/// Checks the plan against probed features before anything is created.
+pub fn preflight(plan: &Plan, features: &[crate::probe::Feature]) -> Result<(), ApplyError> {
+    let mut missing = Vec::new();
+    for (name, fix) in required_features(plan) {
+        match features.iter().find(|f| f.name == name) {
+            Some(f) if f.available => {}
+            Some(f) => missing.push(format!("{name} is missing ({}); {fix}", f.detail)),
+            None => missing.push(format!("{name} was not probed; {fix}")),
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApplyError::Unsupported {
+            lab: plan.lab.clone(),
+            missing: missing.join("\n    "),
+        })
+    }
+}
+
+/// Builds the lab. `cancel` is polled between steps (Ctrl-C).
+pub fn build(plan: &Plan, naming: Naming, cancel: &AtomicBool) -> Result<LabInstance, ApplyError> {
+    let journal = match naming {
+        Naming::Anonymous => None,
+        Naming::Named(j) => Some(*j),
+    };
+    let mut lab = LabInstance {
+        plan: plan.clone(),
+        namespaces: IndexMap::new(),
+        journal,
+    };
+    let mut handles: HashMap<String, NsHandle> = HashMap::new();
+    for step in &plan.steps {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(ApplyError::Cancelled {
+                teardown: lab.teardown(),
+            });
+        }
+        if let Err(source) = apply_step(&mut lab, &mut handles, step) {
+            match source {
+                StepError::Netns(source) => {
+                    let ns = step.ns().to_string();
+                    let step = crate::plan::render_step(plan, step);
+                    handles.clear();
+                    return Err(ApplyError::Step {
+                        ns,
+                        step,
+                        source: Box::new(source),
+                        teardown: lab.teardown(),
+                    });
+                }
+                StepError::Journal(source) => {
+                    handles.clear();
+                    return Err(ApplyError::Journal {
+                        source: Box::new(source),
+                        teardown: lab.teardown(),
+                    });
+                }
+            }
+        }
+    }
+    if let Some(j) = lab.journal.as_mut() {
+        if let Err(source) = j.mark_complete() {
+            handles.clear();
+            return Err(ApplyError::Journal {
+                source: Box::new(source),
+                teardown: lab.teardown(),
+            });
+        }
+    }
+    Ok(lab)
+}
+
+enum StepError {
+    Netns(crate::error::Error),
+    Journal(crate::journal::JournalError),
+}
+
+impl From<crate::error::Error> for StepError {
+    fn from(e: crate::error::Error) -> Self {
+        StepError::Netns(e)
+    }
+}
+
+fn v4(op: &str, a: IpAddr) -> Result<std::net::Ipv4Addr, crate::error::Error> {
+    match a {
+        IpAddr::V4(a) => Ok(a),
+        IpAddr::V6(_) => Err(crate::error::Error::InvalidArgument {
+            op: op.into(),
+            detail: "IPv6 tunnel endpoints are not supported".into(),
+        }),
+    }
+}
+
+fn apply_step(
+    lab: &mut LabInstance,
+    handles: &mut HashMap<String, NsHandle>,
+    step: &Step,
+) -> Result<(), StepError> {
+    if let Step::Namespace { ns } = step {
+        let netns = match lab.journal.as_mut() {
+            None => Netns::new_anonymous()?,
+            Some(j) => {
+                let path = PathBuf::from(NETNS_DIR).join(netns_name(&lab.plan.instance, ns));
+                j.record_namespace(ns, &path).map_err(StepError::Journal)?;
+                Netns::new_named(&path)?
+            }
+        };
+        lab.namespaces.insert(ns.clone(), netns);
+        return Ok(());
+    }
+    let name = step.ns();
+    let netns = lab
+        .namespaces
+        .get(name)
+        .ok_or_else(|| crate::error::Error::InvalidArgument {
+            op: "find namespace".into(),
+            detail: format!("no namespace for `{name}`: plan steps out of order"),
+        })?;
+    if !handles.contains_key(name) {
+        handles.insert(name.to_string(), netns.netlink()?);
+    }
+    let h = handles
+        .get(name)
+        .ok_or_else(|| crate::error::Error::InvalidArgument {
+            op: "netlink".into(),
+            detail: name.into(),
+        })?;
+    match step {
+        Step::Namespace { .. } => {}
+        Step::Veth {
+            name,
+            mac,
+            peer_ns,
+            peer_name,
+            peer_mac,
+            mtu,
+            ..
+        } => {
+            let peer = lab.namespaces.get(peer_ns).ok_or_else(|| {
+                crate::error::Error::InvalidArgument {
+                    op: "find namespace".into(),
+                    detail: format!("no namespace for `{peer_ns}`"),
+                }
+            })?;
+            h.add_veth(name, *mac, peer, peer_name, *peer_mac)?;
+            if let Some(m) = mtu {
+                h.set_mtu(name, *m)?;
+                peer.netlink()?.set_mtu(peer_name, *m)?;
+            }
+        }
+        Step::Bridge { name, mac, .. } => h.add_bridge(name, *mac)?,
+        Step::Master { iface, master, .. } => h.set_master(iface, master)?,
+        Step::TxChecksumOff { iface, .. } => h.set_tx_checksumming(iface, false)?,
+        Step::Tunnel {
+            name,
+            kind,
+            local,
+            remote,
+            ..
+        } => {
+            let (l, r) = (v4("tunnel", *local)?, v4("tunnel", *remote)?);
+            match kind {
+                Encap::Gre => h.add_gre(name, l, r, 64)?,
+                Encap::Ipip => h.add_ipip(name, l, r, 64)?,
+            }
+        }
+        Step::DecapDevice {
+            name, encap, via, ..
+        } => match via {
+            DecapImpl::Kernel => {
+                // The ipip/ip_gre modules create their fallback devices in every new
+                // namespace; the lab only uses them.
+                h.link(name)?;
+                if *encap == Encap::Gre {
+                    h.set_up("gre0")?;
+                    crate::sysctl::set_sysctl(netns, "net.ipv4.conf.gre0.rp_filter", "0")?;
+                }
+            }
+            DecapImpl::Userspace => crate::tun::create_persistent_tun(netns, name)?,
+        },
+        Step::Sysctl { key, value, .. } => crate::sysctl::set_sysctl(netns, key, value)?,
+        Step::Address { iface, prefix, .. } => h.add_address(iface, prefix.addr, prefix.len)?,
+        Step::Up { iface, .. } => h.set_up(iface)?,
+        Step::Route { dest, via, dev, .. } => {
+            h.add_route(dest.map(|d| (d.network(), d.len)), *via, dev.as_deref())?
+        }
+        Step::Nft { ruleset, .. } => crate::nft::apply_nft(netns, ruleset)?,
+    }
+    Ok(())
+}
