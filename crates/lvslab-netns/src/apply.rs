@@ -199,7 +199,16 @@ pub fn build(plan: &Plan, naming: Naming, cancel: &AtomicBool) -> Result<LabInst
         journal,
     };
     let mut handles: HashMap<String, NsHandle> = HashMap::new();
+    // LVSLAB_STEP_DELAY_MS slows a build down step by step: to watch a lab come up in a
+    // workshop, and to interrupt `up` at a chosen point in tests.
+    let delay = std::env::var("LVSLAB_STEP_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(std::time::Duration::from_millis);
     for step in &plan.steps {
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
         if cancel.load(Ordering::Relaxed) {
             return Err(ApplyError::Cancelled {
                 teardown: lab.teardown(),
