@@ -345,6 +345,23 @@ fn namespaces_are_entered_only_by_helper_threads() {
     );
 }
 
+/// Removes a named namespace when dropped, so a failing assertion leaks nothing.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = Netns::remove_named(&self.0);
+    }
+}
+
+fn mount_points() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .collect()
+}
+
 #[test]
 fn named_namespace_is_mounted_opened_and_removed() {
     require_root();
@@ -352,7 +369,9 @@ fn named_namespace_is_mounted_opened_and_removed() {
         "/run/netns/lvslab-netns-test-{}",
         std::process::id()
     ));
-    let _ = Netns::remove_named(&path);
+    let _cleanup = RemoveOnDrop(path.clone());
+    let run_netns_was_a_mount = mount_points().iter().any(|m| m == "/run/netns");
+
     let ns = Netns::new_named(&path).expect("create named namespace");
     assert_eq!(
         ns.label(),
@@ -375,20 +394,20 @@ fn named_namespace_is_mounted_opened_and_removed() {
     // Creating it twice fails rather than shadowing the first.
     assert!(Netns::new_named(&path).is_err());
 
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    let mount_points: Vec<&str> = mountinfo
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .collect();
-    assert!(mount_points.contains(&path.to_str().expect("utf8")));
-    assert!(
-        !mount_points.contains(&"/run/netns"),
-        "/run/netns itself must not be a mount"
+    let mounts = mount_points();
+    assert!(mounts.iter().any(|m| Some(m.as_str()) == path.to_str()));
+    assert_eq!(
+        mounts.iter().any(|m| m == "/run/netns"),
+        run_netns_was_a_mount,
+        "creating a named namespace must not turn /run/netns itself into a mount"
     );
 
     drop(reopened);
     Netns::remove_named(&path).expect("remove");
     assert!(!path.exists());
+    assert!(!mount_points()
+        .iter()
+        .any(|m| Some(m.as_str()) == path.to_str()));
     Netns::remove_named(&path).expect("removing again is fine");
     assert!(Netns::open(&path).is_err());
 }
