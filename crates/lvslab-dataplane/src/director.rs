@@ -1375,10 +1375,9 @@ impl LoadBalancer for Director {
         }
         self.validate_dest(svc, dest)?;
         let id = self.find_dest(svc, dest.addr, dest.port).ok_or_else(|| {
-            LbError::NoScheduler(format!(
-                "destination {}:{} of {svc} (ENOENT)",
-                dest.addr, dest.port
-            ))
+            // The kernel says ENOENT here; LbError has no such variant for destinations and
+            // the kernel backend maps it to NotFound too, so both dataplanes agree.
+            LbError::NotFound(format!("destination {}:{} of {svc}", dest.addr, dest.port))
         })?;
         let profile = self.cfg.profile;
         if let Some(d) = self.dests.get_mut(&id) {
@@ -1424,9 +1423,9 @@ impl LoadBalancer for Director {
         if !self.services.contains_key(svc) {
             return Err(lerr_svc(svc));
         }
-        let id = self.find_dest(svc, addr, port).ok_or_else(|| {
-            LbError::NoScheduler(format!("destination {addr}:{port} of {svc} (ENOENT)"))
-        })?;
+        let id = self
+            .find_dest(svc, addr, port)
+            .ok_or_else(|| LbError::NotFound(format!("destination {addr}:{port} of {svc}")))?;
         self.unlink_dest(svc, id);
         if self.cfg.expire_nodest_conn {
             self.flush_nodest();
