@@ -110,6 +110,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the lab trials (the main job), print a summary and write reports.
+    Test {
+        /// Labs to test (default: all).
+        labs_to_test: Vec<String>,
+        /// Where the reports go (default: captures/<run>/).
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// Internal: the background process of an instance (servers, userspace engine).
     #[command(hide = true)]
     Daemon { instance: String },
@@ -164,6 +172,7 @@ fn main() -> ExitCode {
         } => cmd::lifecycle::exec(&instance, &node, &command),
         Command::Shell { instance, node } => cmd::lifecycle::shell(&instance, &node),
         Command::Doctor { json } => cmd::doctor::doctor(json),
+        Command::Test { labs_to_test, report } => cmd::test::test(&labs, &labs_to_test, report.as_deref()),
         Command::Daemon { instance } => cmd::daemon::run(&instance),
     };
     match result {

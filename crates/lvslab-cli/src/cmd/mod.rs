@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod doctor;
 pub mod lab;
 pub mod lifecycle;
+pub mod test;
 
 /// `--labs`, else `./labs` when it holds lab folders, else the labs of this source tree.
 pub fn labs_dir(given: Option<&Path>) -> PathBuf {
