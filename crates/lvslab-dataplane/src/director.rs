@@ -318,6 +318,29 @@ fn add_out(stats: &mut Stats, len: u32) {
     stats.outbytes += u64::from(len);
 }
 
+/// Threshold edit rules for the OVERLOAD flag; `old` = previous (u, l).
+fn update_overload_on_edit(profile: Profile, d: &mut Dest, old: (u32, u32)) {
+    let (u, l) = (d.config.u_threshold, d.config.l_threshold);
+    match profile {
+        Profile::Classic => {
+            if u == 0 || u > old.0 {
+                d.overloaded = false;
+            }
+        }
+        Profile::P2026 => {
+            if (u, l) != old {
+                if u == 0 {
+                    d.overloaded = false;
+                } else if d.total >= u {
+                    d.overloaded = true;
+                } else if d.total < d.low_mark() {
+                    d.overloaded = false;
+                }
+            }
+        }
+    }
+}
+
 impl Director {
     /// A director with no services.
     pub fn new(cfg: DirectorConfig) -> Self {
@@ -1321,18 +1344,15 @@ impl LoadBalancer for Director {
             Some(id) => {
                 self.trash.retain(|&t| t != id);
                 if let Some(d) = self.dests.get_mut(&id) {
-                    let old_u = d.config.u_threshold;
+                    let old = (d.config.u_threshold, d.config.l_threshold);
                     d.config = dest.clone();
                     if weight != 0 {
                         d.last_weight = weight;
                     }
                     d.available = true;
                     d.idle_start_ms = None;
-                    if self.cfg.profile == Profile::Classic
-                        && (dest.u_threshold == 0 || dest.u_threshold > old_u)
-                    {
-                        d.overloaded = false;
-                    }
+                    // Revival goes through the same update path as an edit.
+                    update_overload_on_edit(self.cfg.profile, d, old);
                 }
                 id
             }
@@ -1381,31 +1401,13 @@ impl LoadBalancer for Director {
         })?;
         let profile = self.cfg.profile;
         if let Some(d) = self.dests.get_mut(&id) {
-            let (old_u, old_l) = (d.config.u_threshold, d.config.l_threshold);
+            let old = (d.config.u_threshold, d.config.l_threshold);
             d.config = dest.clone();
             let w = d.weight();
             if w != 0 {
                 d.last_weight = w;
             }
-            let (u, l) = (dest.u_threshold, dest.l_threshold);
-            match profile {
-                Profile::Classic => {
-                    if u == 0 || u > old_u {
-                        d.overloaded = false;
-                    }
-                }
-                Profile::P2026 => {
-                    if u != old_u || l != old_l {
-                        if u == 0 {
-                            d.overloaded = false;
-                        } else if d.total >= u {
-                            d.overloaded = true;
-                        } else if d.total < d.low_mark() {
-                            d.overloaded = false;
-                        }
-                    }
-                }
-            }
+            update_overload_on_edit(profile, d, old);
         }
         let order = self
             .services

@@ -356,3 +356,28 @@ fn trap14_twos_distribution_with_seeded_rng() {
     assert!((880..=1120).contains(&n[1]), "{n:?}");
     assert!((880..=1120).contains(&n[2]), "{n:?}");
 }
+
+/// Three flows on A, then A gets `u_threshold = 2`: P-2026 re-evaluates the flag on the edit,
+/// classic only on the next bind. Returns the next two picks.
+fn threshold_edit_picks(profile: Profile) -> Vec<&'static str> {
+    let mut d = Director::new(DirectorConfig {
+        profile,
+        ..DirectorConfig::default()
+    });
+    let k = key(Protocol::Udp, 80);
+    d.add_service(&ServiceConfig::new(k, Scheduler::Fo))
+        .expect("svc");
+    add(&mut d, &k, B, 1);
+    add(&mut d, &k, A, 10);
+    assert_eq!(picks_udp(&mut d, 3, 1000), ["A", "A", "A"]);
+    let mut a = dest(A, 10);
+    a.u_threshold = 2;
+    d.edit_dest(&k, &a).expect("edit thresholds");
+    picks_udp(&mut d, 2, 2000)
+}
+
+#[test]
+fn trap08_threshold_edit_reevaluated_only_in_p2026() {
+    assert_eq!(threshold_edit_picks(Profile::P2026), ["B", "B"]);
+    assert_eq!(threshold_edit_picks(Profile::Classic), ["A", "B"]);
+}
