@@ -175,6 +175,47 @@ pub enum ReplyVerdict {
     Reject,
 }
 
+/// Rate estimator state (kernel `ip_vs_est`): EWMA over 2-second samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Estimator {
+    last: Stats,
+    cps: i64,
+    inpps: i64,
+    outpps: i64,
+    inbps: i64,
+    outbps: i64,
+}
+
+/// Sampling period of the rate estimator.
+const EST_PERIOD_MS: u64 = 2_000;
+
+impl Estimator {
+    /// One 2-second sample: packets/conns are kept as rate·2^10, bytes as rate·2^5, each
+    /// moving a quarter of the way to the new sample.
+    fn sample(&mut self, now: &Stats) {
+        fn step(e: &mut i64, cur: u64, last: u64, shift: u32) {
+            let delta = cur.wrapping_sub(last) as i64;
+            *e += ((delta << shift) - *e) >> 2;
+        }
+        step(&mut self.cps, now.conns, self.last.conns, 9);
+        step(&mut self.inpps, now.inpkts, self.last.inpkts, 9);
+        step(&mut self.outpps, now.outpkts, self.last.outpkts, 9);
+        step(&mut self.inbps, now.inbytes, self.last.inbytes, 4);
+        step(&mut self.outbps, now.outbytes, self.last.outbytes, 4);
+        self.last = *now;
+    }
+
+    /// Copies the rounded rates into `stats`.
+    fn report(&self, stats: &mut Stats) {
+        let r = |e: i64, add: i64, shift: u32| u64::try_from((e + add) >> shift).unwrap_or(0);
+        stats.cps = r(self.cps, 0x1ff, 10);
+        stats.inpps = r(self.inpps, 0x1ff, 10);
+        stats.outpps = r(self.outpps, 0x1ff, 10);
+        stats.inbps = r(self.inbps, 0xf, 5);
+        stats.outbps = r(self.outbps, 0xf, 5);
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Dest {
     svc: ServiceKey,
@@ -186,6 +227,7 @@ struct Dest {
     overloaded: bool,
     available: bool,
     stats: Stats,
+    est: Estimator,
     idle_start_ms: Option<u64>,
 }
 
@@ -219,6 +261,7 @@ struct Service {
     order: Vec<DestId>,
     sched: SchedState,
     stats: Stats,
+    est: Estimator,
 }
 
 /// Timeouts per state, milliseconds.
@@ -257,6 +300,8 @@ pub struct Director {
     timeouts: TimeoutTable,
     rng: Box<dyn RandomSource + Send>,
     total: Stats,
+    total_est: Estimator,
+    est_next_ms: u64,
     now_ms: u64,
     fullnat_cursor: u32,
 }
@@ -357,6 +402,8 @@ impl Director {
             timeouts: TimeoutTable::default(),
             rng,
             total: Stats::default(),
+            total_est: Estimator::default(),
+            est_next_ms: EST_PERIOD_MS,
             now_ms: 0,
             fullnat_cursor: 0,
         }
@@ -1112,6 +1159,19 @@ impl Director {
             };
             s.sched.tick(now_ms, exp);
         }
+        while self.est_next_ms <= now_ms {
+            self.est_next_ms += EST_PERIOD_MS;
+            for s in self.services.values_mut() {
+                s.est.sample(&s.stats);
+                s.est.report(&mut s.stats);
+            }
+            for d in self.dests.values_mut() {
+                d.est.sample(&d.stats);
+                d.est.report(&mut d.stats);
+            }
+            self.total_est.sample(&self.total);
+            self.total_est.report(&mut self.total);
+        }
         while let Some(t) = self.trash_timer_ms.filter(|&t| t <= now_ms) {
             self.sweep_trash(t);
             self.trash_timer_ms = (!self.trash.is_empty()).then_some(t + DEST_TRASH_PERIOD_MS / 2);
@@ -1283,6 +1343,7 @@ impl LoadBalancer for Director {
                 order: Vec::new(),
                 sched,
                 stats: Stats::default(),
+                est: Estimator::default(),
             },
         );
         Ok(())
@@ -1371,6 +1432,7 @@ impl LoadBalancer for Director {
                         overloaded: false,
                         available: true,
                         stats: Stats::default(),
+                        est: Estimator::default(),
                         idle_start_ms: None,
                     },
                 );
@@ -1458,6 +1520,7 @@ impl LoadBalancer for Director {
             Some(k) => vec![*k],
             None => {
                 self.total = Stats::default();
+                self.total_est = Estimator::default();
                 self.services.keys().copied().collect()
             }
         };
@@ -1465,6 +1528,7 @@ impl LoadBalancer for Director {
             let order = match self.services.get_mut(&k) {
                 Some(s) => {
                     s.stats = Stats::default();
+                    s.est = Estimator::default();
                     s.order.clone()
                 }
                 None => continue,
@@ -1472,6 +1536,7 @@ impl LoadBalancer for Director {
             for id in order {
                 if let Some(d) = self.dests.get_mut(&id) {
                     d.stats = Stats::default();
+                    d.est = Estimator::default();
                 }
             }
         }

@@ -688,3 +688,21 @@ fn conn_entry_size() {
     println!("Conn: {size} bytes");
     assert!(size <= 192);
 }
+
+#[test]
+fn rate_estimator_converges_to_per_second_rates() {
+    let (mut d, k) = with_service(Protocol::Udp, Scheduler::Rr);
+    add(&mut d, &k, A, 1);
+    // 100 datagrams of 60 bytes every 2 s: 50 packets/s, 3000 bytes/s.
+    for window in 0..60u64 {
+        for i in 0..100u64 {
+            fwd(&mut d, window * 2000 + i, &udp(CL, 1000));
+        }
+        d.expire((window + 1) * 2000);
+    }
+    let list = d.list().expect("list");
+    let s = list[0].stats;
+    assert_eq!((s.inpps, s.inbps, s.cps), (50, 3000, 0));
+    assert_eq!(list[0].dests[0].stats.inpps, 50);
+    assert_eq!(d.total_stats().inpps, 50);
+}
