@@ -113,23 +113,48 @@ pub fn fetch(cache: &Path) -> Result<KernelImage> {
     ensure_host_modules_dir()?;
     fs::create_dir_all(cache).map_err(|e| VmError::io("create directory", cache, e))?;
 
+    let mut updated = false;
     let (package, version) = match newest_kernel_package()? {
         Some(found) => found,
         None => {
-            run_tool(Command::new("apt-get").args(["update", "-qq"]))?;
+            apt_update()?;
+            updated = true;
             newest_kernel_package()?.ok_or(VmError::NoKernelPackage)?
         }
     };
+    let final_dir = match install(cache, &package, &version, &busybox) {
+        Ok(dir) => dir,
+        // Stale package lists can name a file the mirror no longer has: refresh, retry.
+        Err(first) if !updated => {
+            tracing::warn!(error = %first, "kernel download failed; updating apt lists and retrying");
+            apt_update()?;
+            let (package, version) = newest_kernel_package()?.ok_or(VmError::NoKernelPackage)?;
+            install(cache, &package, &version, &busybox)?
+        }
+        Err(e) => return Err(e),
+    };
+    cached(cache)?.ok_or_else(|| VmError::BadCache {
+        path: final_dir,
+        detail: "just written but not readable back".into(),
+    })
+}
+
+fn apt_update() -> Result<()> {
+    run_tool(Command::new("apt-get").args(["update", "-qq"])).map(drop)
+}
+
+/// Unpacks one package into a work directory, then moves it into place and records it
+/// as current; returns its final directory.
+fn install(cache: &Path, package: &str, version: &str, busybox: &Path) -> Result<PathBuf> {
     let release = package
         .strip_prefix("linux-image-")
-        .unwrap_or(&package)
+        .unwrap_or(package)
         .to_owned();
     tracing::info!(%package, %version, "fetching kernel");
-
     let work = cache.join(format!("tmp-{}", std::process::id()));
     remove_dir_if_present(&work)?;
     fs::create_dir_all(&work).map_err(|e| VmError::io("create directory", &work, e))?;
-    let result = unpack(&work, &package, &version, &release, &busybox);
+    let result = unpack(&work, package, version, &release, busybox);
     let final_dir = cache.join(format!("kernel-{release}"));
     let outcome = result.and_then(|()| {
         let root = work.join("root");
@@ -144,10 +169,7 @@ pub fn fetch(cache: &Path) -> Result<KernelImage> {
     let cleanup = remove_dir_if_present(&work);
     outcome?;
     cleanup?;
-    cached(cache)?.ok_or_else(|| VmError::BadCache {
-        path: final_dir,
-        detail: "just written but not readable back".into(),
-    })
+    Ok(final_dir)
 }
 
 /// Downloads, extracts and prepares one package inside `work/root`.
