@@ -172,7 +172,10 @@ fn main() -> ExitCode {
         } => cmd::lifecycle::exec(&instance, &node, &command),
         Command::Shell { instance, node } => cmd::lifecycle::shell(&instance, &node),
         Command::Doctor { json } => cmd::doctor::doctor(json),
-        Command::Test { labs_to_test, report } => cmd::test::test(&labs, &labs_to_test, report.as_deref()),
+        Command::Test {
+            labs_to_test,
+            report,
+        } => cmd::test::test(&labs, &labs_to_test, report.as_deref()),
         Command::Daemon { instance } => cmd::daemon::run(&instance),
     };
     match result {

@@ -13,7 +13,9 @@ use super::require_root;
 
 /// `YYYY-MM-DDTHH-MM-SS` (UTC), safe in file names.
 fn run_id() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -25,24 +27,49 @@ fn run_id() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}-{:02}-{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}-{:02}-{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 pub fn test(labs: &Path, only: &[String], report_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     require_root("lvslab test")?;
     let run = run_id();
-    let dir: PathBuf = report_dir.map_or_else(|| PathBuf::from("captures").join(&run), Path::to_path_buf);
+    let dir: PathBuf =
+        report_dir.map_or_else(|| PathBuf::from("captures").join(&run), Path::to_path_buf);
     let specs: Vec<_> = collect(labs)
         .into_iter()
-        .filter(|s| only.is_empty() || only.iter().any(|o| s.lab_file.parent().and_then(|p| p.file_name()).is_some_and(|n| n == o.as_str())))
+        .filter(|s| {
+            only.is_empty()
+                || only.iter().any(|o| {
+                    s.lab_file
+                        .parent()
+                        .and_then(|p| p.file_name())
+                        .is_some_and(|n| n == o.as_str())
+                })
+        })
         .collect();
     if specs.is_empty() {
-        anyhow::bail!("no trials match {only:?}: labs are the folders of {}", labs.display());
+        anyhow::bail!(
+            "no trials match {only:?}: labs are the folders of {}",
+            labs.display()
+        );
     }
-    let mut report = RunReport { run: run.clone(), trials: Vec::new() };
+    let mut report = RunReport {
+        run: run.clone(),
+        trials: Vec::new(),
+    };
     let mut failed = 0;
     for spec in &specs {
-        let lab = spec.name.split("::").nth(1).unwrap_or(&spec.name).to_string();
+        let lab = spec
+            .name
+            .split("::")
+            .nth(1)
+            .unwrap_or(&spec.name)
+            .to_string();
         let kind = match spec.kind {
             TrialKind::Topology => "topology",
             TrialKind::PlanReplay => "plan-replay",
@@ -63,33 +90,60 @@ pub fn test(labs: &Path, only: &[String], report_dir: Option<&Path>) -> anyhow::
         };
         if let Some(why) = &spec.skip {
             println!("ignored {}: {why}", spec.name);
-            t.result = TrialResult::Ignored { reason: why.clone() };
+            t.result = TrialResult::Ignored {
+                reason: why.clone(),
+            };
             report.trials.push(t);
             continue;
         }
         let out = run_trial(spec);
-        println!("{} {} ({:.1?})", if out.passed { "ok     " } else { "FAILED " }, spec.name, out.duration);
+        println!(
+            "{} {} ({:.1?})",
+            if out.passed { "ok     " } else { "FAILED " },
+            spec.name,
+            out.duration
+        );
         if !out.passed {
             failed += 1;
             for l in &out.log {
                 println!("    {l}");
             }
             t.result = TrialResult::Failed;
-            t.errors = out.log.iter().filter(|l| l.starts_with("FAILED")).cloned().collect();
+            t.errors = out
+                .log
+                .iter()
+                .filter(|l| l.starts_with("FAILED"))
+                .cloned()
+                .collect();
         }
         t.duration_ms = out.duration.as_millis() as u64;
         t.hops_checked = out.checks as u64;
-        let log_path = dir.join(format!("{}.log", spec.name.replace("::", "-").replace(['[', ']', '=', ','], "_")));
+        let log_path = dir.join(format!(
+            "{}.log",
+            spec.name
+                .replace("::", "-")
+                .replace(['[', ']', '=', ','], "_")
+        ));
         t.log = Some(log_path.display().to_string());
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-        std::fs::write(&log_path, out.log.join("\n") + "\n").with_context(|| format!("write {}", log_path.display()))?;
+        std::fs::write(&log_path, out.log.join("\n") + "\n")
+            .with_context(|| format!("write {}", log_path.display()))?;
         report.trials.push(t);
     }
     println!();
     print!("{}", render_terminal(&report));
-    report.write_all(&dir).with_context(|| format!("write the reports to {}", dir.display()))?;
-    println!("reports: {}/report.json, junit.xml, report.html", dir.display());
-    let ignored = report.trials.iter().filter(|t| matches!(t.result, TrialResult::Ignored { .. })).count();
+    report
+        .write_all(&dir)
+        .with_context(|| format!("write the reports to {}", dir.display()))?;
+    println!(
+        "reports: {}/report.json, junit.xml, report.html",
+        dir.display()
+    );
+    let ignored = report
+        .trials
+        .iter()
+        .filter(|t| matches!(t.result, TrialResult::Ignored { .. }))
+        .count();
     if failed > 0 {
         println!("{failed} trial(s) failed");
         return Ok(ExitCode::FAILURE);
