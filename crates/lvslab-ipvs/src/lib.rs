@@ -19,6 +19,7 @@
 pub mod client;
 pub mod codec;
 pub mod error;
+pub mod ipvsadm_args;
 pub mod ipvsadm_listing;
 pub mod wire;
 
