@@ -10,6 +10,8 @@
 //!
 //! Nothing in this crate modifies the host's own namespace: [`Netns::root`] is read-only.
 
+pub mod capture;
+mod capture_sys;
 pub mod dump;
 pub mod error;
 pub mod mac;
