@@ -194,8 +194,9 @@ impl Estimator {
     /// moving a quarter of the way to the new sample.
     fn sample(&mut self, now: &Stats) {
         fn step(e: &mut i64, cur: u64, last: u64, shift: u32) {
-            let delta = cur.wrapping_sub(last) as i64;
-            *e += ((delta << shift) - *e) >> 2;
+            let delta = i64::try_from(cur.wrapping_sub(last)).unwrap_or(i64::MAX);
+            let sample = delta.saturating_mul(1 << shift);
+            *e = e.saturating_add(sample.saturating_sub(*e) >> 2);
         }
         step(&mut self.cps, now.conns, self.last.conns, 9);
         step(&mut self.inpps, now.inpkts, self.last.inpkts, 9);
@@ -1159,8 +1160,10 @@ impl Director {
             };
             s.sched.tick(now_ms, exp);
         }
+        // After 64 idle samples every rate has decayed to 0; a longer gap (clock jump) skips.
+        let mut samples = 0;
         while self.est_next_ms <= now_ms {
-            self.est_next_ms += EST_PERIOD_MS;
+            samples += 1;
             for s in self.services.values_mut() {
                 s.est.sample(&s.stats);
                 s.est.report(&mut s.stats);
@@ -1171,10 +1174,23 @@ impl Director {
             }
             self.total_est.sample(&self.total);
             self.total_est.report(&mut self.total);
+            if samples >= 64 {
+                self.est_next_ms = now_ms.saturating_add(EST_PERIOD_MS);
+                break;
+            }
+            self.est_next_ms = self.est_next_ms.saturating_add(EST_PERIOD_MS);
         }
+        let mut sweeps = 0;
         while let Some(t) = self.trash_timer_ms.filter(|&t| t <= now_ms) {
             self.sweep_trash(t);
-            self.trash_timer_ms = (!self.trash.is_empty()).then_some(t + DEST_TRASH_PERIOD_MS / 2);
+            sweeps += 1;
+            let base = if sweeps >= 3 { now_ms } else { t };
+            self.trash_timer_ms =
+                (!self.trash.is_empty()).then_some(base.saturating_add(DEST_TRASH_PERIOD_MS / 2));
+            // Three sweeps free anything idle; skip the rest of a long gap.
+            if sweeps >= 3 {
+                break;
+            }
         }
     }
 
@@ -1188,7 +1204,7 @@ impl Director {
                 continue;
             }
             match d.idle_start_ms {
-                Some(t) if now_ms >= t + DEST_TRASH_PERIOD_MS => freed.push(id),
+                Some(t) if now_ms >= t.saturating_add(DEST_TRASH_PERIOD_MS) => freed.push(id),
                 Some(_) => {}
                 None => d.idle_start_ms = Some(now_ms),
             }
@@ -1205,7 +1221,7 @@ impl Director {
             d.idle_start_ms = None;
         }
         if self.trash.is_empty() && self.trash_timer_ms.is_none() {
-            self.trash_timer_ms = Some(self.now_ms + DEST_TRASH_PERIOD_MS / 2);
+            self.trash_timer_ms = Some(self.now_ms.saturating_add(DEST_TRASH_PERIOD_MS / 2));
         }
         self.trash.push(id);
     }

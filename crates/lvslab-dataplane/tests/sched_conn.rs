@@ -706,3 +706,20 @@ fn rate_estimator_converges_to_per_second_rates() {
     assert_eq!(list[0].dests[0].stats.inpps, 50);
     assert_eq!(d.total_stats().inpps, 50);
 }
+
+#[test]
+fn huge_clock_jump_is_handled_quickly() {
+    let (mut d, k) = with_service(Protocol::Tcp, Scheduler::Lblc);
+    add(&mut d, &k, A, 1);
+    fwd(&mut d, 0, &syn(CL, 1000));
+    d.delete_dest(&k, ip(A), 80).expect("delete");
+    let t0 = std::time::Instant::now();
+    d.expire(u64::MAX / 2);
+    d.expire(u64::MAX);
+    assert!(
+        t0.elapsed().as_secs() < 2,
+        "timers caught up in bounded steps"
+    );
+    assert!(d.conns().is_empty());
+    assert!(d.trash().is_empty());
+}

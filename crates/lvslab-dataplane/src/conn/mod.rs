@@ -216,7 +216,7 @@ impl ConnTable {
         let id = ConnId(self.next_id);
         self.next_id += 1;
         conn.id = id;
-        conn.expires_ms = now_ms + conn.timeout_ms;
+        conn.expires_ms = now_ms.saturating_add(conn.timeout_ms);
         if !conn.flags.one_packet {
             if conn.flags.template {
                 self.templates.insert(conn.key, id);
@@ -271,7 +271,7 @@ impl ConnTable {
     pub fn rearm(&mut self, id: ConnId, now_ms: u64) {
         if let Some(c) = self.conns.get_mut(&id) {
             self.timers.remove(&(c.expires_ms, id));
-            c.expires_ms = now_ms + c.timeout_ms;
+            c.expires_ms = now_ms.saturating_add(c.timeout_ms);
             self.timers.insert((c.expires_ms, id));
         }
     }
@@ -341,11 +341,13 @@ impl ConnTable {
                 break;
             }
             self.timers.remove(&(t, id));
-            let controls = self.conns.get(&id).map(|c| c.n_control > 0);
+            // At the end of time a re-arm cannot move the timer: let the entry go.
+            let saturated = t.saturating_add(CONTROL_REARM_MS) == t;
+            let controls = self.conns.get(&id).map(|c| c.n_control > 0 && !saturated);
             match controls {
                 Some(true) => {
                     if let Some(c) = self.conns.get_mut(&id) {
-                        c.expires_ms = t + CONTROL_REARM_MS;
+                        c.expires_ms = t.saturating_add(CONTROL_REARM_MS);
                         self.timers.insert((c.expires_ms, id));
                     }
                 }

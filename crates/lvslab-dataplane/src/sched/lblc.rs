@@ -73,7 +73,7 @@ impl Lblc {
             entries: 0,
             counter: 1,
             rover: 0,
-            next_gc_ms: now_ms + CHECK_EXPIRE_INTERVAL_MS,
+            next_gc_ms: now_ms.saturating_add(CHECK_EXPIRE_INTERVAL_MS),
         }
     }
 
@@ -136,10 +136,18 @@ impl Lblc {
 
     /// Runs every GC tick due by `now_ms`.
     pub fn tick(&mut self, now_ms: u64, expiration_ms: u64) {
+        // A long gap (a clock jump) runs a bounded number of ticks, enough for a full sweep,
+        // instead of one per missed minute.
+        let mut ticks = 0;
         while self.next_gc_ms <= now_ms {
             let t = self.next_gc_ms;
             self.gc_once(t, expiration_ms);
-            self.next_gc_ms += CHECK_EXPIRE_INTERVAL_MS;
+            ticks += 1;
+            if ticks > COUNT_FOR_FULL_EXPIRATION {
+                self.next_gc_ms = now_ms.saturating_add(CHECK_EXPIRE_INTERVAL_MS);
+                break;
+            }
+            self.next_gc_ms = t.saturating_add(CHECK_EXPIRE_INTERVAL_MS);
         }
     }
 
@@ -148,7 +156,7 @@ impl Lblc {
             let mut removed = 0;
             for bucket in &mut self.buckets {
                 let before = bucket.len();
-                bucket.retain(|e| now_ms < e.lastuse_ms + expiration_ms);
+                bucket.retain(|e| now_ms < e.lastuse_ms.saturating_add(expiration_ms));
                 removed += before - bucket.len();
             }
             self.entries -= removed;
@@ -165,7 +173,7 @@ impl Lblc {
             j = (j + 1) & (LBLC_TAB_SIZE - 1);
             let bucket = &mut self.buckets[j];
             let before = bucket.len();
-            bucket.retain(|e| now_ms < e.lastuse_ms + ENTRY_TIMEOUT_MS);
+            bucket.retain(|e| now_ms < e.lastuse_ms.saturating_add(ENTRY_TIMEOUT_MS));
             let removed = before - bucket.len();
             self.entries -= removed;
             goal -= removed as i64;

@@ -43,7 +43,7 @@ impl Lblcr {
             entries: 0,
             counter: 1,
             rover: 0,
-            next_gc_ms: now_ms + CHECK_EXPIRE_INTERVAL_MS,
+            next_gc_ms: now_ms.saturating_add(CHECK_EXPIRE_INTERVAL_MS),
         }
     }
 
@@ -105,7 +105,7 @@ impl Lblcr {
         if let Some(e) = self.buckets[b].iter_mut().find(|e| e.addr == addr) {
             e.lastuse_ms = now;
             let m = Self::set_min(&e.set, input);
-            if e.set.len() > 1 && now > e.lastmod_ms + input.cache_expiration_ms {
+            if e.set.len() > 1 && now > e.lastmod_ms.saturating_add(input.cache_expiration_ms) {
                 if let Some(most) = Self::set_max(&e.set, input) {
                     e.set.retain(|&id| id != most);
                     e.lastmod_ms = now;
@@ -145,10 +145,18 @@ impl Lblcr {
 
     /// Runs every GC tick due by `now_ms`.
     pub fn tick(&mut self, now_ms: u64, expiration_ms: u64) {
+        // A long gap (a clock jump) runs a bounded number of ticks, enough for a full sweep,
+        // instead of one per missed minute.
+        let mut ticks = 0;
         while self.next_gc_ms <= now_ms {
             let t = self.next_gc_ms;
             self.gc_once(t, expiration_ms);
-            self.next_gc_ms += CHECK_EXPIRE_INTERVAL_MS;
+            ticks += 1;
+            if ticks > COUNT_FOR_FULL_EXPIRATION {
+                self.next_gc_ms = now_ms.saturating_add(CHECK_EXPIRE_INTERVAL_MS);
+                break;
+            }
+            self.next_gc_ms = t.saturating_add(CHECK_EXPIRE_INTERVAL_MS);
         }
     }
 
@@ -157,7 +165,7 @@ impl Lblcr {
             let mut removed = 0;
             for bucket in &mut self.buckets {
                 let before = bucket.len();
-                bucket.retain(|e| now_ms < e.lastuse_ms + expiration_ms);
+                bucket.retain(|e| now_ms < e.lastuse_ms.saturating_add(expiration_ms));
                 removed += before - bucket.len();
             }
             self.entries -= removed;
@@ -174,7 +182,7 @@ impl Lblcr {
             j = (j + 1) & (LBLC_TAB_SIZE - 1);
             let bucket = &mut self.buckets[j];
             let before = bucket.len();
-            bucket.retain(|e| now_ms < e.lastuse_ms + ENTRY_TIMEOUT_MS);
+            bucket.retain(|e| now_ms < e.lastuse_ms.saturating_add(ENTRY_TIMEOUT_MS));
             let removed = before - bucket.len();
             self.entries -= removed;
             goal -= removed as i64;
