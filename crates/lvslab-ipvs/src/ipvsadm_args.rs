@@ -1297,7 +1297,7 @@ impl State {
                 } else {
                     ListTarget::All
                 },
-                options: self.listing_options()?,
+                options: self.listing_options(),
             }),
             Cmd::AddDest | Cmd::EditDest => {
                 let service = self.service_key()?;
@@ -1537,7 +1537,7 @@ impl State {
         Ok(())
     }
 
-    fn listing_options(&self) -> Result<ListingOptions, UsageError> {
+    fn listing_options(&self) -> ListingOptions {
         // ipvsadm's precedence when several layouts are asked for.
         let layout = match self.layout_flags {
             [true, ..] => Layout::Stats,
@@ -1546,11 +1546,11 @@ impl State {
             [_, _, _, true] => Layout::PersistentConn,
             _ => Layout::Default,
         };
-        Ok(ListingOptions {
+        ListingOptions {
             layout,
             nosort: self.nosort,
             exact: self.exact,
-        })
+        }
     }
 }
 

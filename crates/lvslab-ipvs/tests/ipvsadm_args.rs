@@ -927,3 +927,89 @@ fn help_goes_to_stdout_with_status_zero() {
         assert!(out.stdout.contains(needle), "{needle}");
     }
 }
+
+/// A dataplane that refuses everything with one error.
+struct Refusing(LbError);
+
+impl LoadBalancer for Refusing {
+    fn info(&mut self) -> Result<LbInfo, LbError> {
+        Err(self.0.clone())
+    }
+    fn add_service(&mut self, _: &ServiceConfig) -> Result<(), LbError> {
+        Err(self.0.clone())
+    }
+    fn edit_service(&mut self, _: &ServiceConfig) -> Result<(), LbError> {
+        Err(self.0.clone())
+    }
+    fn delete_service(&mut self, _: &ServiceKey) -> Result<(), LbError> {
+        Err(self.0.clone())
+    }
+    fn add_dest(&mut self, _: &ServiceKey, _: &DestConfig) -> Result<(), LbError> {
+        Err(self.0.clone())
+    }
+    fn edit_dest(&mut self, _: &ServiceKey, _: &DestConfig) -> Result<(), LbError> {
+        Err(self.0.clone())
+    }
+    fn delete_dest(&mut self, _: &ServiceKey, _: IpAddr, _: u16) -> Result<(), LbError> {
+        Err(self.0.clone())
+    }
+    fn list(&mut self) -> Result<Vec<ServiceStatus>, LbError> {
+        Err(self.0.clone())
+    }
+    fn zero(&mut self, _: Option<&ServiceKey>) -> Result<(), LbError> {
+        Err(self.0.clone())
+    }
+    fn flush(&mut self) -> Result<(), LbError> {
+        Err(self.0.clone())
+    }
+    fn timeouts(&mut self) -> Result<Timeouts, LbError> {
+        Err(self.0.clone())
+    }
+    fn set_timeouts(&mut self, _: &Timeouts) -> Result<(), LbError> {
+        Err(self.0.clone())
+    }
+}
+
+#[test]
+fn dataplane_failures_keep_ipvsadm_texts_or_the_dataplanes_own_words() {
+    let run_line = |err: LbError, line: &str| run(&words(line), &mut Refusing(err));
+    let out = run_line(
+        LbError::Invalid("EINVAL".into()),
+        "-a -t 192.0.2.1:80 -r 224.0.0.1 -m",
+    );
+    assert_eq!(
+        (out.stderr.as_str(), out.exit_code),
+        (
+            "Invalid operation.  Possibly wrong module version, address not unicast, ...\n",
+            255
+        )
+    );
+    let out = run_line(
+        LbError::NoScheduler("ENOENT".into()),
+        "-A -t 192.0.2.1:80 --pe nope -p",
+    );
+    assert_eq!(
+        out.stderr, "Scheduler or persistence engine not found\n",
+        "an unknown persistence engine is the kernel's ENOENT"
+    );
+    let unavailable = LbError::Unavailable("FullNAT needs the userspace dataplane".into());
+    let out = run_line(
+        unavailable.clone(),
+        "-a -t 192.0.2.1:80 -r 10.0.0.1 --fullnat",
+    );
+    assert_eq!(
+        (out.stderr.as_str(), out.exit_code),
+        ("FullNAT needs the userspace dataplane\n", 255)
+    );
+    let out = run_line(unavailable.clone(), "-L -n");
+    assert_eq!(out.exit_code, 2);
+    assert!(
+        out.stderr.starts_with(
+            "Can't initialize ipvs: FullNAT needs the userspace dataplane\nAre you sure"
+        ),
+        "{}",
+        out.stderr
+    );
+    let out = run_line(unavailable, "-L --timeout");
+    assert_eq!(out.exit_code, 1);
+}
