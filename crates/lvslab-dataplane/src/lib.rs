@@ -2,6 +2,7 @@
 
 pub mod conn;
 pub mod director;
+pub mod engine;
 pub mod packet;
 pub mod rewrite;
 pub mod sched;

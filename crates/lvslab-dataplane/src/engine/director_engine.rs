@@ -1,0 +1,685 @@
+//! The engine in a director's namespace: one AF_PACKET socket per interface, one thread.
+//!
+//! Per frame: ARP for the addresses it serves (and learning neighbours from any ARP it
+//! sees); IPv4 to a virtual service → [`Director::lookup_or_schedule`] → the rewrite of the
+//! destination's forwarding method → out of the interface the route names; IPv4 from a
+//! NAT/FullNAT real server → [`Director::lookup_reply`] → reverse rewrite → toward the
+//! client. Everything else is left to the namespace's kernel, which never sees the frames
+//! the engine handles thanks to the nft `netdev` ingress table kept in step with the
+//! services (checked every [`TICK_MS`]).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use lvslab_netns::{apply_nft, Netns, NsHandle};
+use lvslab_spec::lb::{ForwardMethod, LoadBalancer, Protocol};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::icmp::port_unreachable;
+use super::route::{arp_request, NeighbourCache, NextHop, Resolution, RouteTable};
+use super::sys::{PacketSocket, Received, ETH_P_ALL};
+use super::view::{delete_ruleset, director_ruleset, ServiceView};
+use super::{EngineError, EngineStats};
+use crate::conn::TcpFlags;
+use crate::director::{Director, FlowKey, ReplyVerdict, Verdict as Decision};
+use crate::packet::{
+    mangle, parse_frame, ArpInfo, DropReason, Ipv4Info, MacAddr, Payload, Transport,
+};
+use crate::rewrite::{
+    arp_reply, dr_request, fullnat_reply, fullnat_request, nat_reply, nat_request, tun_request,
+    DrRequest, Egress, FullNatReply, FullNatRequest, NatReply, NatRequest, TunRequest, Verdict,
+};
+
+/// Housekeeping period: connection expiry, service/nft sync, ARP retries, stats.
+pub const TICK_MS: u64 = 100;
+/// Frames taken from one socket before the others get their turn.
+const BATCH: usize = 64;
+/// Largest frame read (a 64 KiB GSO packet plus its Ethernet header).
+const RX_BUFFER: usize = 65_536 + 14;
+/// Routes and local addresses are re-read at most this often when a lookup fails.
+const ROUTE_REFRESH_MS: u64 = 1_000;
+
+struct Iface {
+    name: String,
+    mac: MacAddr,
+    mtu: u16,
+    addrs: Vec<(Ipv4Addr, u8)>,
+    sock: PacketSocket,
+}
+
+impl Iface {
+    /// The address to speak from toward `peer`: one on `peer`'s subnet, else the first.
+    fn source_for(&self, peer: Ipv4Addr) -> Option<Ipv4Addr> {
+        let on_subnet = self.addrs.iter().find(|(a, len)| {
+            let mask = if *len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from((*len).min(32)))
+            };
+            *len < 32 && u32::from(*a) & mask == u32::from(peer) & mask
+        });
+        on_subnet.or(self.addrs.first()).map(|(a, _)| *a)
+    }
+}
+
+/// A running director engine; [`DirectorEngine::stop`] (or drop) joins it.
+pub(crate) struct DirectorEngine {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<Mutex<EngineStats>>,
+}
+
+impl DirectorEngine {
+    /// Opens the sockets and installs the nft table in `ns`, then starts the thread.
+    pub(crate) fn start(
+        node: &str,
+        ns: &Netns,
+        director: Arc<Mutex<Director>>,
+    ) -> Result<DirectorEngine, EngineError> {
+        let netns_err = |op: &str| {
+            let (node, op) = (node.to_string(), op.to_string());
+            move |source| EngineError::Netns {
+                node,
+                op,
+                source: Box::new(source),
+            }
+        };
+        let handle = ns.netlink().map_err(netns_err("open netlink"))?;
+        let links = handle.links().map_err(netns_err("list links"))?;
+        let addresses = handle.addresses().map_err(netns_err("list addresses"))?;
+        let wanted: Vec<_> = links
+            .into_iter()
+            .filter(|l| l.name != "lo" && l.mac.is_some())
+            .collect();
+        let socks = ns
+            .run(|| {
+                wanted
+                    .iter()
+                    .map(|l| (l.name.clone(), PacketSocket::open(l.ifindex, ETH_P_ALL)))
+                    .collect::<Vec<_>>()
+            })
+            .map_err(netns_err("enter namespace to open AF_PACKET sockets"))?;
+        let mut ifaces = Vec::new();
+        for (link, (name, sock)) in wanted.iter().zip(socks) {
+            let sock = sock.map_err(|source| EngineError::Socket {
+                node: node.to_string(),
+                iface: name.clone(),
+                op: "open AF_PACKET socket",
+                source,
+            })?;
+            let addrs = addresses
+                .iter()
+                .filter(|a| a.iface == link.name)
+                .filter_map(|a| match a.addr {
+                    IpAddr::V4(v4) => Some((v4, a.prefix)),
+                    IpAddr::V6(_) => None,
+                })
+                .collect();
+            ifaces.push(Iface {
+                name,
+                mac: link.mac.map(|m| m.octets()).unwrap_or_default(),
+                mtu: u16::try_from(link.mtu).unwrap_or(u16::MAX),
+                addrs,
+                sock,
+            });
+        }
+        let local = local_v4(&addresses);
+        let routes = RouteTable::from_dump(&handle.routes().map_err(netns_err("list routes"))?);
+        let mut neigh = NeighbourCache::default();
+        learn_kernel_neighbours(&handle, &mut neigh);
+
+        let view = ServiceView::from_listing(&lock(&director).list().map_err(|source| {
+            EngineError::Balancer {
+                node: node.to_string(),
+                op: "list services".into(),
+                source,
+            }
+        })?);
+        let names: Vec<String> = ifaces.iter().map(|i| i.name.clone()).collect();
+        let ruleset = director_ruleset(&view, &names, &local);
+        apply_nft(ns, &ruleset).map_err(netns_err("install nft netdev table lvslab_engine"))?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(Mutex::new(EngineStats::default()));
+        let own_ns = ns
+            .try_clone()
+            .map_err(netns_err("clone namespace handle"))?;
+        let mut worker = Worker {
+            node: node.to_string(),
+            ns: own_ns,
+            handle,
+            ifaces,
+            local,
+            routes,
+            routes_read_ms: 0,
+            neigh,
+            director,
+            view,
+            ruleset,
+            stats: EngineStats::default(),
+            shared: stats.clone(),
+            clock: Instant::now(),
+            ip_id: 1,
+            reply: Vec::new(),
+        };
+        let stop_flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("engine {node}"))
+            .spawn(move || worker.run(&stop_flag))
+            .map_err(|source| EngineError::Thread {
+                node: node.to_string(),
+                source,
+            })?;
+        Ok(DirectorEngine {
+            stop,
+            thread: Some(thread),
+            stats,
+        })
+    }
+
+    /// A copy of the counters (published every tick).
+    pub(crate) fn stats(&self) -> EngineStats {
+        lock(&self.stats).clone()
+    }
+
+    /// Stops the thread, which removes its nft table, and waits for it.
+    pub(crate) fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("engine thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for DirectorEngine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Locks a mutex, taking over the data if a panicking thread poisoned it (the director's
+/// state stays consistent per call, so it remains usable).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn local_v4(addresses: &[lvslab_netns::AddressInfo]) -> Vec<Ipv4Addr> {
+    addresses
+        .iter()
+        .filter_map(|a| match a.addr {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        })
+        .collect()
+}
+
+fn learn_kernel_neighbours(handle: &NsHandle, neigh: &mut NeighbourCache) {
+    let Ok(list) = handle.neighbours() else {
+        return;
+    };
+    for n in list {
+        let (IpAddr::V4(ip), Some(mac)) = (n.ip, n.mac) else {
+            continue;
+        };
+        let state = n.state.to_ascii_lowercase();
+        if state.contains("failed") || state.contains("incomplete") {
+            continue;
+        }
+        neigh.remember(&n.iface, ip, mac.octets());
+    }
+}
+
+struct Worker {
+    node: String,
+    ns: Netns,
+    handle: NsHandle,
+    ifaces: Vec<Iface>,
+    local: Vec<Ipv4Addr>,
+    routes: RouteTable,
+    routes_read_ms: u64,
+    neigh: NeighbourCache,
+    director: Arc<Mutex<Director>>,
+    view: ServiceView,
+    ruleset: String,
+    stats: EngineStats,
+    shared: Arc<Mutex<EngineStats>>,
+    clock: Instant,
+    ip_id: u16,
+    reply: Vec<u8>,
+}
+
+impl Worker {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn run(&mut self, stop: &AtomicBool) {
+        let mut buf = vec![0u8; RX_BUFFER];
+        let mut frame = Vec::with_capacity(RX_BUFFER);
+        let mut last_tick = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let ready: Vec<bool> = {
+                let mut fds: Vec<PollFd> = self
+                    .ifaces
+                    .iter()
+                    .map(|i| PollFd::new(i.sock.as_fd(), PollFlags::POLLIN))
+                    .collect();
+                match poll(&mut fds, PollTimeout::from(20u8)) {
+                    Ok(_) => fds
+                        .iter()
+                        .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                        .collect(),
+                    Err(nix::errno::Errno::EINTR) => vec![false; fds.len()],
+                    Err(e) => {
+                        tracing::error!("{}: engine poll failed: {e}", self.node);
+                        break;
+                    }
+                }
+            };
+            for (i, r) in ready.into_iter().enumerate() {
+                if !r {
+                    continue;
+                }
+                for _ in 0..BATCH {
+                    match self.ifaces[i].sock.recv(&mut buf) {
+                        Ok(Some(rx)) => {
+                            frame.clear();
+                            frame.extend_from_slice(&buf[..rx.len]);
+                            self.on_frame(i, &mut frame, rx);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!("{}: recv on {}: {e}", self.node, self.ifaces[i].name);
+                            break;
+                        }
+                    }
+                }
+            }
+            let now = self.now_ms();
+            if now >= last_tick + TICK_MS {
+                last_tick = now;
+                self.tick(now);
+            }
+        }
+        if let Err(e) = apply_nft(&self.ns, &delete_ruleset()) {
+            tracing::warn!("{}: remove nft table lvslab_engine: {e}", self.node);
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        *lock(&self.shared) = self.stats.clone();
+    }
+
+    fn tick(&mut self, now: u64) {
+        let listing = {
+            let mut d = lock(&self.director);
+            d.expire(now);
+            d.list()
+        };
+        if let Ok(list) = listing {
+            let view = ServiceView::from_listing(&list);
+            if view != self.view {
+                self.view = view;
+                let names: Vec<String> = self.ifaces.iter().map(|i| i.name.clone()).collect();
+                let ruleset = director_ruleset(&self.view, &names, &self.local);
+                if ruleset != self.ruleset {
+                    match apply_nft(&self.ns, &ruleset) {
+                        Ok(()) => {
+                            self.ruleset = ruleset;
+                            self.stats.nft_updates += 1;
+                        }
+                        Err(e) => tracing::warn!("{}: update nft table: {e}", self.node),
+                    }
+                }
+            }
+        }
+        let (ask, dropped) = self.neigh.tick(now);
+        self.stats.neighbour_unresolved += dropped;
+        for (oif, ip) in ask {
+            if let Some(i) = self.iface_index(&oif) {
+                self.send_arp_request(i, ip);
+            }
+        }
+        self.publish();
+    }
+
+    fn iface_index(&self, name: &str) -> Option<usize> {
+        self.ifaces.iter().position(|i| i.name == name)
+    }
+
+    fn send(&mut self, i: usize, frame: &[u8]) {
+        match self.ifaces[i].sock.send(frame) {
+            Ok(()) => self.stats.tx_frames += 1,
+            Err(e) => {
+                self.stats.send_errors += 1;
+                tracing::debug!("{}: send on {}: {e}", self.node, self.ifaces[i].name);
+            }
+        }
+    }
+
+    fn send_arp_request(&mut self, i: usize, target: Ipv4Addr) {
+        let Some(src) = self.ifaces[i].source_for(target) else {
+            return;
+        };
+        let req = arp_request(self.ifaces[i].mac, src, target);
+        self.stats.arp_requests += 1;
+        self.send(i, &req);
+    }
+
+    fn on_frame(&mut self, i: usize, frame: &mut Vec<u8>, rx: Received) {
+        if rx.outgoing {
+            return;
+        }
+        self.stats.rx_frames += 1;
+        if rx.truncated {
+            self.stats.drops.record(DropReason::Truncated);
+            return;
+        }
+        let info = match parse_frame(frame) {
+            Ok(info) => info,
+            Err(reason) => {
+                self.stats.drops.record(reason);
+                return;
+            }
+        };
+        match info.payload {
+            Payload::Arp(arp) => self.on_arp(i, frame, &arp),
+            Payload::Ipv4(ip) => self.on_ipv4(i, frame, ip, rx.csum_not_ready),
+            Payload::Other => {}
+        }
+    }
+
+    fn on_arp(&mut self, i: usize, frame: &[u8], arp: &ArpInfo) {
+        let unicast = arp.sender_mac[0] & 1 == 0 && arp.sender_mac != [0; 6];
+        if !arp.sender_ip.is_unspecified() && unicast {
+            let name = self.ifaces[i].name.clone();
+            for mut waiting in self.neigh.learn(&name, arp.sender_ip, arp.sender_mac) {
+                waiting[0..6].copy_from_slice(&arp.sender_mac);
+                self.send(i, &waiting);
+            }
+        }
+        if arp.operation == 1 && self.view.arp_addresses.contains(&arp.target_ip) {
+            let addrs: Vec<Ipv4Addr> = self.view.arp_addresses.iter().copied().collect();
+            let mut out = Vec::new();
+            if arp_reply(frame, &addrs, self.ifaces[i].mac, &mut out).is_ok() {
+                self.stats.arp_replies += 1;
+                self.send(i, &out);
+            }
+        }
+    }
+
+    fn on_ipv4(&mut self, i: usize, frame: &mut Vec<u8>, mut ip: Ipv4Info, csum_not_ready: bool) {
+        let Some((sport, dport)) = ip.ports() else {
+            let to_vip = self.view.arp_addresses.contains(&ip.dst);
+            if to_vip && !matches!(ip.transport, Transport::Icmp(_)) {
+                // Not balanced (no ports); the namespace's kernel gets it.
+                self.stats.drops.record(DropReason::UnknownProtocol);
+            }
+            return;
+        };
+        let proto = ip.protocol;
+        let request = self.view.is_request(proto, ip.dst, dport);
+        if !request
+            && !self
+                .view
+                .is_reply(proto, ip.src, sport, ip.dst, &self.local)
+        {
+            return;
+        }
+        let Some(protocol) = Protocol::from_number(proto) else {
+            return;
+        };
+        if csum_not_ready {
+            if let Err(reason) = mangle::complete_transport_checksum(frame, &mut ip) {
+                self.stats.drops.record(reason);
+                return;
+            }
+            self.stats.checksums_completed += 1;
+        }
+        let tcp_flags = match ip.transport {
+            Transport::Tcp(t) => TcpFlags(t.flags),
+            _ => TcpFlags(0),
+        };
+        let key = FlowKey {
+            protocol,
+            saddr: IpAddr::V4(ip.src),
+            sport,
+            daddr: IpAddr::V4(ip.dst),
+            dport,
+            tcp_flags,
+            fwmark: 0,
+            len: u32::try_from(ip.total_len).unwrap_or(u32::MAX),
+        };
+        let now = self.now_ms();
+        if request {
+            self.stats.requests += 1;
+            let decision = lock(&self.director).lookup_or_schedule(now, &key);
+            self.on_decision(i, frame, &ip, decision);
+        } else {
+            self.stats.replies += 1;
+            let decision = lock(&self.director).lookup_reply(now, &key);
+            self.on_reply(i, frame, &ip, decision);
+        }
+    }
+
+    fn next_hop(&mut self, dst: Ipv4Addr) -> Option<(usize, NextHop)> {
+        let mut hop = self.routes.lookup(dst);
+        let now = self.now_ms();
+        if hop.is_none() && now >= self.routes_read_ms + ROUTE_REFRESH_MS {
+            self.routes_read_ms = now;
+            if let Ok(dump) = self.handle.routes() {
+                self.routes = RouteTable::from_dump(&dump);
+            }
+            if let Ok(addrs) = self.handle.addresses() {
+                self.local = local_v4(&addrs);
+            }
+            hop = self.routes.lookup(dst);
+        }
+        let hop = hop?;
+        Some((self.iface_index(&hop.oif)?, hop))
+    }
+
+    fn egress(&self, oif: usize, hop: &NextHop) -> Egress {
+        let iface = &self.ifaces[oif];
+        Egress {
+            src_mac: iface.mac,
+            dst_mac: self.neigh.get(&iface.name, hop.via).unwrap_or_default(),
+            mtu: iface.mtu,
+        }
+    }
+
+    fn on_decision(&mut self, i: usize, frame: &mut Vec<u8>, ip: &Ipv4Info, decision: Decision) {
+        let f = match decision {
+            Decision::Forward(f) => f,
+            Decision::NotOurs => {
+                self.stats.not_ours += 1;
+                return;
+            }
+            Decision::Reject => {
+                self.stats.rejects += 1;
+                let out = port_unreachable(frame, ip, self.ifaces[i].mac, ip.dst);
+                self.send(i, &out);
+                return;
+            }
+            Decision::Drop(_) => {
+                self.stats.director_drops += 1;
+                return;
+            }
+        };
+        let IpAddr::V4(rip) = f.daddr else {
+            self.stats.no_route += 1;
+            return;
+        };
+        let Some((oif, hop)) = self.next_hop(rip) else {
+            self.stats.no_route += 1;
+            return;
+        };
+        let egress = self.egress(oif, &hop);
+        let mut reply = std::mem::take(&mut self.reply);
+        let real = SocketAddrV4::new(rip, f.dport);
+        let verdict = match f.method {
+            ForwardMethod::Nat => nat_request(frame, &NatRequest { real, egress }, &mut reply),
+            ForwardMethod::Dr => dr_request(frame, &DrRequest { egress }, &mut reply),
+            ForwardMethod::Tunnel => {
+                let local = hop
+                    .prefsrc
+                    .or_else(|| self.ifaces[oif].source_for(hop.via))
+                    .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                self.ip_id = self.ip_id.wrapping_add(1);
+                let to = TunRequest {
+                    tunnel: f.tun_type,
+                    local,
+                    real: rip,
+                    egress,
+                    pmtu_disc: true,
+                    ip_id: self.ip_id,
+                };
+                tun_request(frame, &to, &mut reply)
+            }
+            ForwardMethod::FullNat => {
+                let Some((IpAddr::V4(lip), lport)) = f.fullnat else {
+                    self.stats.director_drops += 1;
+                    self.reply = reply;
+                    return;
+                };
+                let to = FullNatRequest {
+                    local: SocketAddrV4::new(lip, lport),
+                    real,
+                    egress,
+                    toa_kind: None,
+                };
+                fullnat_request(frame, &to, &mut reply)
+            }
+            ForwardMethod::Local => {
+                self.stats.not_ours += 1;
+                self.reply = reply;
+                return;
+            }
+        };
+        self.finish(i, oif, &hop, frame, verdict, &reply);
+        self.reply = reply;
+    }
+
+    fn on_reply(&mut self, i: usize, frame: &mut [u8], ip: &Ipv4Info, decision: ReplyVerdict) {
+        let mut reply = std::mem::take(&mut self.reply);
+        match decision {
+            ReplyVerdict::Reply {
+                src: (IpAddr::V4(vip), vport),
+                dst,
+                ..
+            } => {
+                let virtual_service = SocketAddrV4::new(vip, vport);
+                let client = match dst {
+                    Some((IpAddr::V4(c), cport)) => Some(SocketAddrV4::new(c, cport)),
+                    Some((IpAddr::V6(_), _)) => {
+                        self.stats.director_drops += 1;
+                        self.reply = reply;
+                        return;
+                    }
+                    None => None,
+                };
+                let toward = client.map_or(ip.dst, |c| *c.ip());
+                let Some((oif, hop)) = self.next_hop(toward) else {
+                    self.stats.no_route += 1;
+                    self.reply = reply;
+                    return;
+                };
+                let egress = self.egress(oif, &hop);
+                let verdict = match client {
+                    None => {
+                        let director = self.ifaces[i].source_for(ip.src).unwrap_or(ip.dst);
+                        let to = NatReply {
+                            virtual_service,
+                            egress,
+                            director,
+                        };
+                        nat_reply(frame, &to, &mut reply)
+                    }
+                    Some(client) => {
+                        let to = FullNatReply {
+                            virtual_service,
+                            client,
+                            egress,
+                        };
+                        fullnat_reply(frame, &to, &mut reply)
+                    }
+                };
+                self.finish(i, oif, &hop, frame, verdict, &reply);
+            }
+            ReplyVerdict::Reply { .. } => self.stats.director_drops += 1,
+            ReplyVerdict::NoConn if self.local.contains(&ip.dst) => self.stats.not_ours += 1,
+            ReplyVerdict::NoConn => {
+                // The kernel would forward it untouched (ip_forward=1 on a NAT director).
+                self.stats.not_ours += 1;
+                if let Some((oif, hop)) = self.next_hop(ip.dst) {
+                    let egress = self.egress(oif, &hop);
+                    let verdict = dr_request(frame, &DrRequest { egress }, &mut reply);
+                    self.finish(i, oif, &hop, frame, verdict, &reply);
+                }
+            }
+            ReplyVerdict::Reject => {
+                self.stats.rejects += 1;
+                let from = self.ifaces[i].source_for(ip.src).unwrap_or(ip.dst);
+                let out = port_unreachable(frame, ip, self.ifaces[i].mac, from);
+                self.send(i, &out);
+            }
+        }
+        self.reply = reply;
+    }
+
+    fn finish(
+        &mut self,
+        i: usize,
+        oif: usize,
+        hop: &NextHop,
+        frame: &[u8],
+        verdict: Verdict,
+        reply: &[u8],
+    ) {
+        match verdict {
+            Verdict::Forward => self.transmit(oif, hop.via, frame),
+            Verdict::DropWithReply(reason) => {
+                self.stats.drops.record(reason);
+                self.send(i, reply);
+            }
+            Verdict::Drop(reason) => self.stats.drops.record(reason),
+        }
+    }
+
+    fn transmit(&mut self, oif: usize, via: Ipv4Addr, frame: &[u8]) {
+        let name = self.ifaces[oif].name.clone();
+        let now = self.now_ms();
+        match self.neigh.resolve(&name, via, frame, now) {
+            Resolution::Known(mac) => {
+                if frame[0..6] == mac {
+                    self.send(oif, frame);
+                } else {
+                    let mut f = frame.to_vec();
+                    f[0..6].copy_from_slice(&mac);
+                    self.send(oif, &f);
+                }
+            }
+            Resolution::Queued { ask: true } => {
+                // The kernel may already know it (static entries, earlier traffic).
+                learn_kernel_neighbours(&self.handle, &mut self.neigh);
+                if let Some(mac) = self.neigh.get(&name, via) {
+                    for mut waiting in self.neigh.learn(&name, via, mac) {
+                        waiting[0..6].copy_from_slice(&mac);
+                        self.send(oif, &waiting);
+                    }
+                } else {
+                    self.send_arp_request(oif, via);
+                }
+            }
+            Resolution::Queued { ask: false } => {}
+            Resolution::QueueFull => self.stats.neighbour_queue_full += 1,
+        }
+    }
+}

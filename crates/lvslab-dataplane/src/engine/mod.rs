@@ -1,0 +1,308 @@
+//! The userspace dataplane's engine: the director's packet I/O and the real servers'
+//! userspace tunnel endpoints, started for a built lab by [`start_for_lab`].
+//!
+//! - [`director_engine`]: AF_PACKET on every interface of a director's namespace, ARP for
+//!   the served addresses, next hops resolved by the engine itself, per-packet decisions
+//!   from the [`Director`] and the rewrites of [`crate::rewrite`]; an nft `netdev` table
+//!   (`lvslab_engine`) keeps the handled frames from the namespace's kernel.
+//! - [`tunnel_endpoint`]: decapsulation into a TUN device on TUN-mode real servers.
+//! - [`view`]: which frames are the engine's, and the nft rulesets that say so.
+//! - [`route`]: longest-prefix routes, the neighbour cache and its pending queue.
+//! - [`sys`]: the AF_PACKET socket (the only unsafe code).
+
+pub mod director_engine;
+pub mod icmp;
+pub mod route;
+pub mod sys;
+pub mod tunnel_endpoint;
+pub mod view;
+
+use std::sync::{Arc, Mutex};
+
+use lvslab_netns::apply::LabInstance;
+use lvslab_spec::lb::{LbError, LoadBalancer};
+use lvslab_spec::model::{Lab, Role};
+
+use crate::director::Director;
+use crate::packet::DropCounters;
+use director_engine::{lock, DirectorEngine};
+pub use sys::PacketSocket;
+pub use tunnel_endpoint::TunnelEndpoint;
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A namespace operation (netlink, nft, TUN, entering it) failed.
+    #[error("{node}: {op}: {source}")]
+    Netns {
+        /// Node whose namespace it was.
+        node: String,
+        /// What was being done.
+        op: String,
+        /// The underlying error (with its errno).
+        #[source]
+        source: Box<lvslab_netns::Error>,
+    },
+    /// A socket operation failed.
+    #[error("{node}: {op} on {iface}: {source}")]
+    Socket {
+        /// Node whose namespace it was.
+        node: String,
+        /// Interface.
+        iface: String,
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Configuring the director from the lab failed.
+    #[error("director {node}: {op}: {source}")]
+    Balancer {
+        /// Director node.
+        node: String,
+        /// What was being done.
+        op: String,
+        /// The director's error.
+        #[source]
+        source: LbError,
+    },
+    /// The lab and the instance do not fit together.
+    #[error("{detail}")]
+    Config {
+        /// What is wrong.
+        detail: String,
+    },
+    /// A thread could not be started.
+    #[error("{node}: start engine thread: {source}")]
+    Thread {
+        /// Node.
+        node: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Counters of one director engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Frames received (frames this namespace sent are not counted).
+    pub rx_frames: u64,
+    /// Frames sent.
+    pub tx_frames: u64,
+    /// Packets to a virtual service handed to the director.
+    pub requests: u64,
+    /// Packets from a real server handed to the director.
+    pub replies: u64,
+    /// Frames whose pending checksum (`TP_STATUS_CSUMNOTREADY`) was completed.
+    pub checksums_completed: u64,
+    /// ARP replies sent for served addresses.
+    pub arp_replies: u64,
+    /// ARP requests sent to resolve next hops.
+    pub arp_requests: u64,
+    /// ICMP port unreachable sent for rejected packets.
+    pub rejects: u64,
+    /// Packets of a service the director declined (no connection, not a SYN, …): dropped.
+    pub not_ours: u64,
+    /// Packets the director dropped (destination unavailable, table full, no local port).
+    pub director_drops: u64,
+    /// Packets without a route to their next hop.
+    pub no_route: u64,
+    /// Packets dropped because their next hop's queue was full.
+    pub neighbour_queue_full: u64,
+    /// Queued packets dropped because their next hop never answered ARP.
+    pub neighbour_unresolved: u64,
+    /// Frames the socket refused to send.
+    pub send_errors: u64,
+    /// Times the nft table was rewritten after a service change.
+    pub nft_updates: u64,
+    /// Malformed or unforwardable frames by reason.
+    pub drops: DropCounters,
+}
+
+/// Counters of one tunnel endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// IPv4 frames received.
+    pub rx_frames: u64,
+    /// Inner packets written to the TUN device.
+    pub decapsulated: u64,
+    /// Writes the TUN device refused.
+    pub write_errors: u64,
+    /// Malformed frames by reason.
+    pub drops: DropCounters,
+}
+
+/// Counters of the whole userspace dataplane of a lab.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataplaneStats {
+    /// Per director node.
+    pub engines: Vec<(String, EngineStats)>,
+    /// Per real-server node with a tunnel endpoint.
+    pub endpoints: Vec<(String, EndpointStats)>,
+}
+
+/// The userspace dataplane of one lab instance: a director (with its engine) per director
+/// node, and a tunnel endpoint per decapsulating real server. Dropping it stops every
+/// thread and removes the nft tables it installed.
+pub struct UserspaceDataplane {
+    directors: Vec<(String, Arc<Mutex<Director>>)>,
+    engines: Vec<(String, DirectorEngine)>,
+    endpoints: Vec<(String, TunnelEndpoint)>,
+}
+
+impl std::fmt::Debug for UserspaceDataplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserspaceDataplane")
+            .field("directors", &self.director_nodes())
+            .field(
+                "endpoints",
+                &self.endpoints.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl UserspaceDataplane {
+    /// The director nodes, in lab-file order.
+    pub fn director_nodes(&self) -> Vec<&str> {
+        self.directors.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// Runs `f` on the director of `director_node` (its [`LoadBalancer`] implementation
+    /// takes ipvsadm's commands); `None` if there is no such director. The engine picks
+    /// up service changes within one housekeeping tick.
+    pub fn with_director<R>(
+        &self,
+        director_node: &str,
+        f: impl FnOnce(&mut Director) -> R,
+    ) -> Option<R> {
+        let (_, d) = self.directors.iter().find(|(n, _)| n == director_node)?;
+        Some(f(&mut lock(d)))
+    }
+
+    /// A shared handle on the director of `director_node`, for callers that keep it.
+    pub fn director(&self, director_node: &str) -> Option<Arc<Mutex<Director>>> {
+        self.directors
+            .iter()
+            .find(|(n, _)| n == director_node)
+            .map(|(_, d)| d.clone())
+    }
+
+    /// The engines' and endpoints' counters (updated every housekeeping tick).
+    pub fn stats(&self) -> DataplaneStats {
+        DataplaneStats {
+            engines: self
+                .engines
+                .iter()
+                .map(|(n, e)| (n.clone(), e.stats()))
+                .collect(),
+            endpoints: self
+                .endpoints
+                .iter()
+                .map(|(n, e)| (n.clone(), e.stats()))
+                .collect(),
+        }
+    }
+
+    /// Stops everything (as drop does).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        for (_, e) in &mut self.engines {
+            e.stop();
+        }
+        for (_, e) in &mut self.endpoints {
+            e.stop();
+        }
+        self.engines.clear();
+        self.endpoints.clear();
+    }
+}
+
+impl Drop for UserspaceDataplane {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Starts the userspace dataplane for a built lab: for each director named by the lab's
+/// `[[service]]`s a [`Director`] configured through [`LoadBalancer`] in lab-file order
+/// (services, then each service's real servers, so listings come out newest first as the
+/// kernel's do) and its engine in the director's namespace; and a tunnel endpoint on every
+/// real server with `decap`, on its Ethernet interface, feeding its decapsulation device.
+pub fn start_for_lab(lab: &Lab, inst: &LabInstance) -> Result<UserspaceDataplane, EngineError> {
+    let mut dp = UserspaceDataplane {
+        directors: Vec::new(),
+        engines: Vec::new(),
+        endpoints: Vec::new(),
+    };
+    for svc in &lab.services {
+        let director = match dp.directors.iter().find(|(n, _)| *n == svc.director) {
+            Some((_, d)) => d.clone(),
+            None => {
+                let d = Arc::new(Mutex::new(Director::default()));
+                dp.directors.push((svc.director.clone(), d.clone()));
+                d
+            }
+        };
+        let mut d = lock(&director);
+        let balancer_err = |op: String| {
+            let node = svc.director.clone();
+            move |source| EngineError::Balancer { node, op, source }
+        };
+        d.add_service(&svc.config)
+            .map_err(balancer_err(format!("add service {}", svc.config.key)))?;
+        for rs in &svc.real_servers {
+            d.add_dest(&svc.config.key, &rs.config)
+                .map_err(balancer_err(format!(
+                    "add destination {}:{} to {}",
+                    rs.config.addr, rs.config.port, svc.config.key
+                )))?;
+        }
+    }
+    let nodes: Vec<(String, Arc<Mutex<Director>>)> = dp.directors.clone();
+    for (node, director) in nodes {
+        let ns = inst.ns(&node).ok_or_else(|| EngineError::Config {
+            detail: format!(
+                "lab {}: director {node} has no namespace in the instance",
+                lab.name
+            ),
+        })?;
+        let engine = DirectorEngine::start(&node, ns, director)?;
+        dp.engines.push((node, engine));
+    }
+    for node in &lab.nodes {
+        let Some(decap) = &node.decap else {
+            continue;
+        };
+        if node.role != Role::RealServer {
+            continue;
+        }
+        let ns = inst.ns(&node.name).ok_or_else(|| EngineError::Config {
+            detail: format!(
+                "lab {}: real server {} has no namespace",
+                lab.name, node.name
+            ),
+        })?;
+        let iface = node
+            .interfaces
+            .iter()
+            .find(|(name, addrs)| {
+                name.as_str() != "lo" && **name != decap.device && !addrs.is_empty()
+            })
+            .map(|(name, _)| name.clone())
+            .ok_or_else(|| EngineError::Config {
+                detail: format!(
+                    "lab {}: real server {} has no Ethernet interface with an address",
+                    lab.name, node.name
+                ),
+            })?;
+        let ep = TunnelEndpoint::start(&node.name, ns, &iface, &decap.device, decap.encap)?;
+        dp.endpoints.push((node.name.clone(), ep));
+    }
+    Ok(dp)
+}

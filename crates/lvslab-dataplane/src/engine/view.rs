@@ -1,0 +1,265 @@
+//! What the engine takes from the namespace's stack: a snapshot of the configured services
+//! (which frames are requests, which are replies, which addresses ARP is answered for), and
+//! the nft `netdev` ingress rules that keep those frames from the kernel.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+
+use lvslab_spec::lb::{ForwardMethod, Protocol, ServiceKey, ServiceStatus};
+
+/// nft table the engine and the tunnel endpoint own in their namespaces.
+pub const NFT_TABLE: &str = "lvslab_engine";
+
+/// `(protocol number, address, port)`; port 0 stands for every port.
+pub type Endpoint = (u8, Ipv4Addr, u16);
+
+/// The services as the data path needs them, rebuilt whenever the configuration changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceView {
+    /// Virtual services: frames to these are requests.
+    pub services: BTreeSet<Endpoint>,
+    /// NAT real servers: frames from these (not to the director itself) are replies.
+    pub nat_reals: BTreeSet<Endpoint>,
+    /// FullNAT real servers with the local addresses of their service: frames from the
+    /// former to one of the latter are replies.
+    pub fullnat_reals: BTreeSet<(Endpoint, Ipv4Addr)>,
+    /// Addresses the engine answers ARP for (VIPs and FullNAT local addresses).
+    pub arp_addresses: BTreeSet<Ipv4Addr>,
+}
+
+fn v4(a: IpAddr) -> Option<Ipv4Addr> {
+    match a {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    }
+}
+
+fn has_ports(proto: u8) -> bool {
+    proto == Protocol::Tcp.number() || proto == Protocol::Udp.number()
+}
+
+impl ServiceView {
+    /// Builds the view from the director's listing. IPv6 and firewall-mark services are
+    /// left out: AF_PACKET frames carry no mark, and the engine's rewrites are IPv4 only.
+    pub fn from_listing(list: &[ServiceStatus]) -> ServiceView {
+        let mut view = ServiceView::default();
+        for s in list {
+            let ServiceKey::Addr {
+                protocol,
+                addr,
+                port,
+            } = s.config.key
+            else {
+                continue;
+            };
+            let (Some(vip), proto) = (v4(addr), protocol.number()) else {
+                continue;
+            };
+            if !has_ports(proto) {
+                continue;
+            }
+            view.services.insert((proto, vip, port));
+            view.arp_addresses.insert(vip);
+            let lips: Vec<Ipv4Addr> = s
+                .config
+                .local_addresses
+                .iter()
+                .filter_map(|a| v4(*a))
+                .collect();
+            for d in &s.dests {
+                let Some(rip) = v4(d.config.addr) else {
+                    continue;
+                };
+                let real = (proto, rip, d.config.port);
+                match d.config.method {
+                    ForwardMethod::Nat => {
+                        view.nat_reals.insert(real);
+                    }
+                    ForwardMethod::FullNat => {
+                        for lip in &lips {
+                            view.fullnat_reals.insert((real, *lip));
+                        }
+                    }
+                    ForwardMethod::Dr | ForwardMethod::Tunnel | ForwardMethod::Local => {}
+                }
+            }
+            if s.dests
+                .iter()
+                .any(|d| d.config.method == ForwardMethod::FullNat)
+            {
+                view.arp_addresses.extend(lips);
+            }
+        }
+        view
+    }
+
+    /// Whether a packet to `(proto, dst, dport)` is a request for a virtual service.
+    pub fn is_request(&self, proto: u8, dst: Ipv4Addr, dport: u16) -> bool {
+        self.services.contains(&(proto, dst, dport)) || self.services.contains(&(proto, dst, 0))
+    }
+
+    /// Whether a packet from `(proto, src, sport)` to `dst` is a real server's reply.
+    /// `local` are the director's own addresses: NAT real servers' answers to the
+    /// director's own connections belong to its kernel.
+    pub fn is_reply(
+        &self,
+        proto: u8,
+        src: Ipv4Addr,
+        sport: u16,
+        dst: Ipv4Addr,
+        local: &[Ipv4Addr],
+    ) -> bool {
+        let real = (proto, src, sport);
+        (self.nat_reals.contains(&real) && !local.contains(&dst))
+            || self.fullnat_reals.contains(&(real, dst))
+    }
+}
+
+fn proto_name(proto: u8) -> &'static str {
+    if proto == Protocol::Udp.number() {
+        "udp"
+    } else {
+        "tcp"
+    }
+}
+
+fn set(addrs: &[Ipv4Addr]) -> String {
+    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    format!("{{ {} }}", list.join(", "))
+}
+
+/// The director's ruleset: per interface an ingress chain dropping exactly the frames the
+/// engine handles (AF_PACKET has already seen them), so the namespace's own stack neither
+/// answers nor forwards them. Replaces any previous version of the table in one batch.
+pub fn director_ruleset(view: &ServiceView, ifaces: &[String], local: &[Ipv4Addr]) -> String {
+    let mut rules = Vec::new();
+    for &(proto, vip, port) in &view.services {
+        let p = proto_name(proto);
+        rules.push(if port == 0 {
+            format!("ip daddr {vip} ip protocol {p} drop")
+        } else {
+            format!("ip daddr {vip} {p} dport {port} drop")
+        });
+    }
+    for &(proto, rip, port) in &view.nat_reals {
+        let p = proto_name(proto);
+        let not_local = if local.is_empty() {
+            String::new()
+        } else {
+            format!(" ip daddr != {}", set(local))
+        };
+        rules.push(format!("ip saddr {rip} {p} sport {port}{not_local} drop"));
+    }
+    for &((proto, rip, port), lip) in &view.fullnat_reals {
+        let p = proto_name(proto);
+        rules.push(format!(
+            "ip saddr {rip} ip daddr {lip} {p} sport {port} drop"
+        ));
+    }
+    ruleset(ifaces, &rules)
+}
+
+/// The tunnel endpoint's ruleset: tunnelled packets (`ip_proto`: 4 IPIP, 47 GRE) to the
+/// real server's addresses are dropped before its kernel, which has no ipip/gre and would
+/// answer "protocol unreachable".
+pub fn endpoint_ruleset(iface: &str, ip_proto: u8, addrs: &[Ipv4Addr]) -> String {
+    let rule = format!("ip daddr {} ip protocol {ip_proto} drop", set(addrs));
+    ruleset(&[iface.to_string()], &[rule])
+}
+
+fn ruleset(ifaces: &[String], rules: &[String]) -> String {
+    let mut out = format!("table netdev {NFT_TABLE} {{}}\ndelete table netdev {NFT_TABLE}\n");
+    let _ = writeln!(out, "table netdev {NFT_TABLE} {{");
+    for iface in ifaces {
+        let _ = writeln!(out, "  chain ingress_{iface} {{");
+        let _ = writeln!(
+            out,
+            "    type filter hook ingress device \"{iface}\" priority 0; policy accept;"
+        );
+        for r in rules {
+            let _ = writeln!(out, "    {r}");
+        }
+        let _ = writeln!(out, "  }}");
+    }
+    let _ = writeln!(out, "}}");
+    out
+}
+
+/// Removes the engine's table (nothing else).
+pub fn delete_ruleset() -> String {
+    format!("table netdev {NFT_TABLE} {{}}\ndelete table netdev {NFT_TABLE}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lvslab_spec::lb::{DestConfig, DestStatus, Scheduler, ServiceConfig, Stats};
+
+    fn status(method: ForwardMethod, rport: u16, lips: &[&str]) -> ServiceStatus {
+        let key = ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            addr: "203.0.113.10".parse().expect("addr"),
+            port: 80,
+        };
+        let mut config = ServiceConfig::new(key, Scheduler::Rr);
+        config.local_addresses = lips.iter().map(|a| a.parse().expect("addr")).collect();
+        let mut dest = DestConfig::new("172.16.20.11".parse().expect("addr"), rport);
+        dest.method = method;
+        ServiceStatus {
+            config,
+            stats: Stats::default(),
+            dests: vec![DestStatus {
+                config: dest,
+                active_conns: 0,
+                inactive_conns: 0,
+                persist_conns: 0,
+                stats: Stats::default(),
+            }],
+        }
+    }
+
+    #[test]
+    fn nat_view_marks_replies_except_to_the_director() {
+        let v = ServiceView::from_listing(&[status(ForwardMethod::Nat, 8080, &[])]);
+        let vip: Ipv4Addr = "203.0.113.10".parse().expect("addr");
+        let rip: Ipv4Addr = "172.16.20.11".parse().expect("addr");
+        let client: Ipv4Addr = "198.51.100.1".parse().expect("addr");
+        assert!(v.is_request(6, vip, 80));
+        assert!(!v.is_request(17, vip, 80));
+        assert!(v.is_reply(6, rip, 8080, client, &[vip]));
+        assert!(!v.is_reply(6, rip, 8080, vip, &[vip]));
+        let rules = director_ruleset(&v, &["eth0".into()], &[vip]);
+        assert!(
+            rules.contains("ip daddr 203.0.113.10 tcp dport 80 drop"),
+            "{rules}"
+        );
+        assert!(
+            rules
+                .contains("ip saddr 172.16.20.11 tcp sport 8080 ip daddr != { 203.0.113.10 } drop"),
+            "{rules}"
+        );
+        assert!(rules.contains("hook ingress device \"eth0\""), "{rules}");
+    }
+
+    #[test]
+    fn fullnat_view_answers_arp_for_local_addresses() {
+        let v =
+            ServiceView::from_listing(&[status(ForwardMethod::FullNat, 8080, &["10.10.0.101"])]);
+        let lip: Ipv4Addr = "10.10.0.101".parse().expect("addr");
+        assert!(v.arp_addresses.contains(&lip));
+        assert!(v.is_reply(6, "172.16.20.11".parse().expect("addr"), 8080, lip, &[]));
+        let rules = director_ruleset(&v, &["eth1".into()], &[]);
+        assert!(rules.contains("ip saddr 172.16.20.11 ip daddr 10.10.0.101 tcp sport 8080 drop"));
+    }
+
+    #[test]
+    fn endpoint_rules_drop_only_the_tunnel_protocol() {
+        let r = endpoint_ruleset("eth0", 47, &["198.51.100.1".parse().expect("addr")]);
+        assert!(
+            r.contains("ip daddr { 198.51.100.1 } ip protocol 47 drop"),
+            "{r}"
+        );
+        assert!(r.starts_with("table netdev lvslab_engine {}\ndelete table"));
+    }
+}
