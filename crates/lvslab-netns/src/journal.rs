@@ -273,13 +273,19 @@ pub fn orphan_namespaces(journals: &[Journal]) -> Vec<PathBuf> {
     out
 }
 
-/// Field 22 of `/proc/<pid>/stat`: start time in clock ticks since boot.
+/// Field 22 of `/proc/<pid>/stat`: start time in clock ticks since boot; `None` when the
+/// process is gone or is a zombie (it has exited; only its parent's wait is missing, and
+/// after `up` exits that parent is init, which may take its time).
 pub fn process_start_time(pid: i32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses; fields after it
-    // start behind the last `)`.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    // start behind the last `)`: state is field 3, start time field 22.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split_whitespace();
+    if matches!(fields.next(), Some("Z") | Some("X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 fn is_same_process(p: &ProcRecord) -> bool {

@@ -53,22 +53,44 @@ pub fn find<'a>(features: &'a [Feature], name: &str) -> Option<&'a Feature> {
 
 const VM_HINT: &str = "run kernel trials in the VM (`lvslab vm run`)";
 
+/// Every probe, by name, in the order reports list them.
+const PROBES: [(&str, fn() -> Feature); 12] = [
+    ("root", probe_root),
+    ("netns", probe_netns),
+    ("veth", probe_veth),
+    ("bridge", probe_bridge),
+    ("ipip", probe_ipip),
+    ("gre", probe_gre),
+    ("ipvs", probe_ipvs),
+    ("nft", probe_nft),
+    ("af_packet", probe_af_packet),
+    ("tun", probe_tun),
+    ("qemu", probe_qemu),
+    ("kvm", probe_kvm),
+];
+
 /// Probes everything, in a fixed order.
 pub fn probe() -> Vec<Feature> {
-    vec![
-        probe_root(),
-        probe_netns(),
-        probe_veth(),
-        probe_bridge(),
-        probe_ipip(),
-        probe_gre(),
-        probe_ipvs(),
-        probe_nft(),
-        probe_af_packet(),
-        probe_tun(),
-        probe_qemu(),
-        probe_kvm(),
-    ]
+    probe_some(&PROBES.map(|(n, _)| n))
+}
+
+/// Probes only the named features (unknown names are left out), concurrently: each
+/// probe works in a scratch namespace of its own, and `lvslab up` should not wait for
+/// features its lab does not use.
+pub fn probe_some(names: &[&str]) -> Vec<Feature> {
+    let chosen: Vec<fn() -> Feature> = PROBES
+        .iter()
+        .filter(|(n, _)| names.contains(n))
+        .map(|(_, f)| *f)
+        .collect();
+    std::thread::scope(|scope| {
+        let running: Vec<_> = chosen.iter().map(|f| scope.spawn(*f)).collect();
+        running
+            .into_iter()
+            .zip(&chosen)
+            .filter_map(|(h, _)| h.join().ok())
+            .collect()
+    })
 }
 
 fn probe_root() -> Feature {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use lvslab_netns::apply::{build, preflight, Naming};
+use lvslab_netns::apply::{build, preflight, required_features, Naming};
 use lvslab_netns::journal::{orphan_namespaces, Journal, NETNS_DIR};
-use lvslab_netns::plan::{netns_name, plan as make_plan, PlanOptions};
+use lvslab_netns::plan::{netns_name, plan as make_plan, DecapImpl, PlanOptions};
 use lvslab_netns::Netns;
 
 use super::{check_instance_name, load, require_root};
@@ -43,7 +43,14 @@ pub fn up(
     require_root("lvslab up")?;
     let instance = instance.unwrap_or(&l.name).to_string();
     check_instance_name(&instance)?;
-    let features = lvslab_netns::probe();
+    // Probe only what this lab can need (and IPVS, which picks the default dataplane).
+    let candidates = [
+        make_plan(&l, &PlanOptions { instance: instance.clone(), decap: DecapImpl::Kernel }),
+        make_plan(&l, &PlanOptions { instance: instance.clone(), decap: DecapImpl::Userspace }),
+    ];
+    let mut wanted: Vec<&str> = candidates.iter().flat_map(|p| required_features(p).into_iter().map(|(n, _)| n)).collect();
+    wanted.push("ipvs");
+    let features = lvslab_netns::probe::probe_some(&wanted);
     let kernel_ipvs = features.iter().any(|f| f.name == "ipvs" && f.available);
     let dataplane = dataplane.unwrap_or(if kernel_ipvs {
         DataplaneArg::Kernel
