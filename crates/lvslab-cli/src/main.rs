@@ -118,6 +118,24 @@ enum Command {
         #[arg(long)]
         report: Option<PathBuf>,
     },
+    /// Capture one interface of a running instance: `lvslab capture nat director:eth0 -w d.pcapng`.
+    Capture {
+        instance: String,
+        /// Capture point `node:iface`.
+        point: String,
+        /// Also write the frames to this pcapng file.
+        #[arg(short = 'w', long = "write", value_name = "FILE")]
+        write: Option<PathBuf>,
+        /// Stop after this many frames.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Do not print a line per frame.
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Internal: the background process of an instance (servers, userspace engine).
     #[command(hide = true)]
     Daemon { instance: String },
@@ -176,6 +194,21 @@ fn main() -> ExitCode {
             labs_to_test,
             report,
         } => cmd::test::test(&labs, &labs_to_test, report.as_deref()),
+        Command::Capture {
+            instance,
+            point,
+            write,
+            count,
+            seconds,
+            quiet,
+        } => cmd::capture::capture(&cmd::capture::CaptureArgs {
+            instance: &instance,
+            point: &point,
+            write: write.as_deref(),
+            count,
+            seconds,
+            quiet,
+        }),
         Command::Daemon { instance } => cmd::daemon::run(&instance),
     };
     match result {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use lvslab_spec::model::Lab;
 
+pub mod capture;
 pub mod daemon;
 pub mod doctor;
 pub mod lab;
