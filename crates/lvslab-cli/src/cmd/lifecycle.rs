@@ -45,10 +45,25 @@ pub fn up(
     check_instance_name(&instance)?;
     // Probe only what this lab can need (and IPVS, which picks the default dataplane).
     let candidates = [
-        make_plan(&l, &PlanOptions { instance: instance.clone(), decap: DecapImpl::Kernel }),
-        make_plan(&l, &PlanOptions { instance: instance.clone(), decap: DecapImpl::Userspace }),
+        make_plan(
+            &l,
+            &PlanOptions {
+                instance: instance.clone(),
+                decap: DecapImpl::Kernel,
+            },
+        ),
+        make_plan(
+            &l,
+            &PlanOptions {
+                instance: instance.clone(),
+                decap: DecapImpl::Userspace,
+            },
+        ),
     ];
-    let mut wanted: Vec<&str> = candidates.iter().flat_map(|p| required_features(p).into_iter().map(|(n, _)| n)).collect();
+    let mut wanted: Vec<&str> = candidates
+        .iter()
+        .flat_map(|p| required_features(p).into_iter().map(|(n, _)| n))
+        .collect();
     wanted.push("ipvs");
     let features = lvslab_netns::probe::probe_some(&wanted);
     let kernel_ipvs = features.iter().any(|f| f.name == "ipvs" && f.available);
