@@ -282,6 +282,7 @@ impl Worker {
                     }
                 }
             };
+            let got_frames = ready.iter().any(|&r| r);
             for (i, r) in ready.into_iter().enumerate() {
                 if !r {
                     continue;
@@ -300,6 +301,9 @@ impl Worker {
                         }
                     }
                 }
+            }
+            if got_frames {
+                self.publish();
             }
             let now = self.now_ms();
             if now >= last_tick + TICK_MS {

@@ -15,8 +15,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// EtherType that asks for every frame (`ETH_P_ALL`).
 pub const ETH_P_ALL: u16 = 0x0003;
-/// EtherType of IPv4 (`ETH_P_IP`).
-pub const ETH_P_IP: u16 = 0x0800;
 
 /// One frame taken from a [`PacketSocket`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +40,7 @@ pub struct PacketSocket {
 impl PacketSocket {
     /// Opens a non-blocking socket for `protocol` (an EtherType, e.g. [`ETH_P_ALL`]) on the
     /// interface `ifindex` of the calling thread's namespace, with `PACKET_AUXDATA` on.
+    /// Only `ETH_P_ALL` sockets see frames an nft `netdev` ingress rule drops.
     pub fn open(ifindex: u32, protocol: u16) -> io::Result<PacketSocket> {
         let ifindex = i32::try_from(ifindex)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface index"))?;

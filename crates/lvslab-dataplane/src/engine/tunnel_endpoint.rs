@@ -7,6 +7,10 @@
 //! ([`tun_decapsulate`]) is written to the persistent TUN device that holds the VIP
 //! (`tunl0`), so the server's own kernel receives it there and answers the client directly
 //! with the VIP as source — what the kernel's `ipip`/`ip_gre` modules would do.
+//!
+//! The socket takes `ETH_P_ALL`, not `ETH_P_IP`: only the all-protocols taps run before the
+//! netdev ingress hook; a socket for one EtherType is served after it and would never see
+//! the frames the nft rule drops (measured: zero frames with `ETH_P_IP`).
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
@@ -20,7 +24,7 @@ use lvslab_spec::model::Encap;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::director_engine::lock;
-use super::sys::{PacketSocket, ETH_P_IP};
+use super::sys::{PacketSocket, ETH_P_ALL};
 use super::view::{delete_ruleset, endpoint_ruleset};
 use super::{EndpointStats, EngineError};
 use crate::packet::frame::proto;
@@ -80,7 +84,7 @@ impl TunnelEndpoint {
         let tun = lvslab_netns::tun::open_tun(ns, device)
             .map_err(netns_err(format!("open TUN device {device}")))?;
         let sock = ns
-            .run(|| PacketSocket::open(link.ifindex, ETH_P_IP))
+            .run(|| PacketSocket::open(link.ifindex, ETH_P_ALL))
             .map_err(netns_err("enter namespace to open AF_PACKET socket".into()))?
             .map_err(|source| EngineError::Socket {
                 node: node.to_string(),
