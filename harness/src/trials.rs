@@ -12,8 +12,12 @@ use lvslab_netns::plan::{
 use lvslab_netns::probe::Feature;
 use lvslab_netns::traffic::start_server;
 use lvslab_netns::{snapshot, Netns, NsSnapshot};
+use std::collections::BTreeMap;
+
+use lvslab_spec::lb::Scheduler;
 use lvslab_spec::model::{Encap, Lab};
 
+use crate::balancer::{Balancer, Dataplane};
 use crate::checks::run_check;
 use crate::verify::verify_state;
 
@@ -26,6 +30,20 @@ pub enum TrialKind {
     /// Build the lab from `lvslab plan | bash` and from netlink, and compare every
     /// namespace's state.
     PlanReplay,
+    /// Build the lab, install its service on a dataplane, send the lab's traffic and
+    /// check that every request is answered and spread as the scheduler must.
+    Dataplane(Dataplane),
+}
+
+impl TrialKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TrialKind::Topology => "topology",
+            TrialKind::PlanReplay => "plan-replay",
+            TrialKind::Dataplane(Dataplane::Userspace) => "userspace",
+            TrialKind::Dataplane(Dataplane::Kernel) => "kernel",
+        }
+    }
 }
 
 /// One trial, with the reason it cannot run here (decided at collection).
@@ -94,10 +112,7 @@ fn variants(lab_file: &Path) -> Vec<Vec<(String, String)>> {
 }
 
 fn trial_name(kind: TrialKind, lab: &str, params: &[(String, String)]) -> String {
-    let k = match kind {
-        TrialKind::Topology => "topology",
-        TrialKind::PlanReplay => "plan-replay",
-    };
+    let k = kind.name();
     if params.is_empty() {
         format!("{k}::{lab}")
     } else {
@@ -125,6 +140,8 @@ fn instance_for(kind: TrialKind, lab: &str, params: &[(String, String)]) -> Stri
     let base = match kind {
         TrialKind::Topology => "t",
         TrialKind::PlanReplay => "r",
+        TrialKind::Dataplane(Dataplane::Userspace) => "u",
+        TrialKind::Dataplane(Dataplane::Kernel) => "k",
     };
     let p: String = params.iter().map(|(_, v)| format!("-{v}")).collect();
     format!("{base}-{lab}{p}")
@@ -167,8 +184,13 @@ pub fn collect(labs_dir: &Path) -> Vec<TrialSpec> {
                     continue;
                 }
             };
-            for kind in [TrialKind::Topology, TrialKind::PlanReplay] {
-                let decap = decap_for_host(&lab, &features);
+            for kind in [
+                TrialKind::Topology,
+                TrialKind::PlanReplay,
+                TrialKind::Dataplane(Dataplane::Userspace),
+                TrialKind::Dataplane(Dataplane::Kernel),
+            ] {
+                let decap = decap_for(kind, &lab, &features);
                 let p = plan(
                     &lab,
                     &PlanOptions {
@@ -176,32 +198,7 @@ pub fn collect(labs_dir: &Path) -> Vec<TrialSpec> {
                         decap,
                     },
                 );
-                let mut skip = None;
-                if !root {
-                    skip = Some(
-                        "needs root (network namespaces): run the tests with sudo".to_string(),
-                    );
-                } else if let Err(e) = preflight(&p, &features) {
-                    skip = Some(e.to_string().replace('\n', " "));
-                } else if kind == TrialKind::PlanReplay {
-                    let mut tools = vec!["bash", "ip", "ethtool"];
-                    if p.steps
-                        .iter()
-                        .any(|s| matches!(s, lvslab_netns::plan::Step::Nft { .. }))
-                    {
-                        tools.push("nft");
-                    }
-                    if p.steps
-                        .iter()
-                        .any(|s| matches!(s, lvslab_netns::plan::Step::Sysctl { .. }))
-                    {
-                        tools.push("sysctl");
-                    }
-                    let m = missing_tools(&tools);
-                    if !m.is_empty() {
-                        skip = Some(format!("the replayed plan needs {} (apt-get install iproute2 ethtool nftables procps)", m.join(", ")));
-                    }
-                }
+                let skip = skip_reason(kind, &lab, &p, &features, root);
                 out.push(TrialSpec {
                     name: trial_name(kind, &lab.name, &params),
                     kind,
@@ -215,13 +212,94 @@ pub fn collect(labs_dir: &Path) -> Vec<TrialSpec> {
     out
 }
 
+/// How real servers decapsulate in a trial of this kind.
+fn decap_for(kind: TrialKind, lab: &Lab, features: &[Feature]) -> DecapImpl {
+    match kind {
+        TrialKind::Topology | TrialKind::PlanReplay => decap_for_host(lab, features),
+        TrialKind::Dataplane(Dataplane::Userspace) => DecapImpl::Userspace,
+        TrialKind::Dataplane(Dataplane::Kernel) => DecapImpl::Kernel,
+    }
+}
+
+fn has(features: &[Feature], name: &str) -> bool {
+    features.iter().any(|f| f.name == name && f.available)
+}
+
+/// Whether kernel trials run here directly (this kernel has IPVS) or in the VM.
+pub fn kernel_trials_in_vm(features: &[Feature]) -> bool {
+    !has(features, "ipvs") && std::env::var_os("LVSLAB_IN_VM").is_none()
+}
+
+fn skip_reason(
+    kind: TrialKind,
+    lab: &Lab,
+    p: &Plan,
+    features: &[Feature],
+    root: bool,
+) -> Option<String> {
+    if !root {
+        return Some("needs root (network namespaces): run the tests with sudo".to_string());
+    }
+    if let TrialKind::Dataplane(_) = kind {
+        if lab.services.is_empty() || lab.traffic.is_none() {
+            return Some("the lab declares no [[service]] or no [traffic]".into());
+        }
+    }
+    if kind == TrialKind::Dataplane(Dataplane::Kernel) {
+        if lab.mode == lvslab_spec::model::Mode::FullNat {
+            return Some("FullNAT on kernel IPVS (masquerading plus an nft SNAT rule) is not implemented yet".into());
+        }
+        if kernel_trials_in_vm(features) {
+            // Decided on the host: the trial itself runs in the VM, which has IPVS,
+            // ipip and gre.
+            return lvslab_vm::probe()
+                .skip_reason()
+                .map(|r| format!("this kernel has no IPVS and no VM can run: {r}"));
+        }
+    }
+    if let Err(e) = preflight(p, features) {
+        return Some(e.to_string().replace('\n', " "));
+    }
+    if kind == TrialKind::PlanReplay {
+        let mut tools = vec!["bash", "ip", "ethtool"];
+        if p.steps
+            .iter()
+            .any(|s| matches!(s, lvslab_netns::plan::Step::Nft { .. }))
+        {
+            tools.push("nft");
+        }
+        if p.steps
+            .iter()
+            .any(|s| matches!(s, lvslab_netns::plan::Step::Sysctl { .. }))
+        {
+            tools.push("sysctl");
+        }
+        let m = missing_tools(&tools);
+        if !m.is_empty() {
+            return Some(format!(
+                "the replayed plan needs {} (apt-get install iproute2 ethtool nftables procps)",
+                m.join(", ")
+            ));
+        }
+    }
+    None
+}
+
 /// Runs a trial. A trial that was skipped at collection fails here with its reason, so a
 /// forced run (`--ignored`) never passes by accident.
-pub fn run_trial(spec: &TrialSpec) -> TrialOutcome {
+pub fn run_trial(spec: &TrialSpec, vm_argv: &dyn Fn(&str) -> Vec<String>) -> TrialOutcome {
     let start = Instant::now();
     let mut log = Vec::new();
     let mut checks = 0;
-    let passed = match run_inner(spec, &mut log, &mut checks) {
+    let in_vm = spec.skip.is_none()
+        && spec.kind == TrialKind::Dataplane(Dataplane::Kernel)
+        && kernel_trials_in_vm(&lvslab_netns::probe::probe_some(&["ipvs"]));
+    let result = if in_vm {
+        run_in_vm(spec, &vm_argv(&spec.name), &mut log, &mut checks)
+    } else {
+        run_inner(spec, &mut log, &mut checks)
+    };
+    let passed = match result {
         Ok(()) => true,
         Err(e) => {
             log.push(format!("FAILED: {e}"));
@@ -243,7 +321,7 @@ fn run_inner(spec: &TrialSpec, log: &mut Vec<String>, checks: &mut usize) -> Res
     }
     let lab = lvslab_spec::load_lab(&spec.lab_file, &spec.params).map_err(|e| e.to_string())?;
     let features = lvslab_netns::probe();
-    let decap = decap_for_host(&lab, &features);
+    let decap = decap_for(spec.kind, &lab, &features);
     let p = plan(
         &lab,
         &PlanOptions {
@@ -267,6 +345,7 @@ fn run_inner(spec: &TrialSpec, log: &mut Vec<String>, checks: &mut usize) -> Res
     let result = match spec.kind {
         TrialKind::Topology => topology(&lab, &p, log, checks),
         TrialKind::PlanReplay => replay(&p, log, checks),
+        TrialKind::Dataplane(d) => dataplane(&lab, &p, d, log, checks),
     };
     let after = snapshot(&root).map_err(|e| format!("snapshot of the host namespace: {e}"))?;
     let diff = before.diff(&after);
@@ -433,4 +512,265 @@ fn replay(p: &Plan, log: &mut Vec<String>, checks: &mut usize) -> Result<(), Str
         ours.len()
     ));
     Ok(())
+}
+
+/// Modules a kernel trial needs in the VM (schedulers load on demand).
+const VM_MODULES: [&str; 3] = ["ip_vs", "ipip", "ip_gre"];
+
+/// Runs one kernel trial in the VM: the same binary, filtered to this trial, in a guest
+/// whose kernel has IPVS. The guest's output becomes the trial's log.
+fn run_in_vm(
+    spec: &TrialSpec,
+    argv: &[String],
+    log: &mut Vec<String>,
+    checks: &mut usize,
+) -> Result<(), String> {
+    let mut opts = lvslab_vm::RunOptions {
+        output: lvslab_vm::OutputMode::Capture,
+        modules: VM_MODULES.iter().map(|m| m.to_string()).collect(),
+        ..lvslab_vm::RunOptions::default()
+    };
+    // The guest sees the host's / read-only, but with its own tmpfs on /tmp, /run and
+    // /var: a checkout there is shared explicitly.
+    if let Some(root) = spec.lab_file.ancestors().nth(3) {
+        if ["/tmp", "/run", "/var"].iter().any(|d| root.starts_with(d)) {
+            opts.scratch = Some(root.to_path_buf());
+        }
+    }
+    let out = lvslab_vm::run(&opts, argv).map_err(|e| format!("VM: {e}"))?;
+    log.push(format!(
+        "ran in a {} guest ({:?}): booted in {} ms, {} ms in all",
+        out.kernel_release, out.accel, out.boot_ms, out.total_ms
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for l in text.lines().filter(|l| l.starts_with("  ")) {
+        log.push(format!("vm:{l}"));
+    }
+    *checks += text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("check "))
+        .count();
+    if out.exit_code == 0 {
+        Ok(())
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        Err(format!(
+            "in the VM the trial exited {}:\n{}\n{}",
+            out.exit_code,
+            text.lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n"),
+            err.lines()
+                .rev()
+                .take(10)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        ))
+    }
+}
+
+/// How many requests a dataplane trial sends per phase.
+pub const TRIAL_REQUESTS: u64 = 60;
+
+/// What `count` requests must give under a round-robin scheduler: weights share the
+/// requests exactly when `count` is a multiple of their sum. `None` for schedulers with no
+/// exact share.
+pub fn expected_share(
+    scheduler: Scheduler,
+    servers: &[(String, u32)],
+    count: u64,
+) -> Option<BTreeMap<String, u64>> {
+    let weights: Vec<(String, u64)> = match scheduler {
+        Scheduler::Rr => servers
+            .iter()
+            .filter(|(_, w)| *w > 0)
+            .map(|(n, _)| (n.clone(), 1))
+            .collect(),
+        Scheduler::Wrr => servers
+            .iter()
+            .filter(|(_, w)| *w > 0)
+            .map(|(n, w)| (n.clone(), u64::from(*w)))
+            .collect(),
+        _ => return None,
+    };
+    let total: u64 = weights.iter().map(|(_, w)| w).sum();
+    if total == 0 || count % total != 0 {
+        return None;
+    }
+    Some(
+        weights
+            .into_iter()
+            .map(|(n, w)| (n, count / total * w))
+            .collect(),
+    )
+}
+
+fn dataplane(
+    lab: &Lab,
+    p: &Plan,
+    d: Dataplane,
+    log: &mut Vec<String>,
+    checks: &mut usize,
+) -> Result<(), String> {
+    let cancel = AtomicBool::new(false);
+    let inst = build(p, Naming::Anonymous, &cancel).map_err(|e| e.to_string())?;
+    let result = (|| {
+        let mut servers = Vec::new();
+        for n in &lab.nodes {
+            let Some(ns) = inst.ns(&n.name) else { continue };
+            for s in &n.servers {
+                servers.push(start_server(ns, &n.name, s).map_err(|e| e.to_string())?);
+            }
+        }
+        let mut lb = Balancer::install(lab, &inst, d).map_err(|e| e.to_string())?;
+        log.push(format!(
+            "{} dataplane installed: {} service(s)",
+            d.name(),
+            lab.services.len()
+        ));
+        let mut failed = Vec::new();
+        for c in &lab.checks {
+            let r = run_check(lab, &inst, c);
+            *checks += 1;
+            log.push(format!(
+                "check {}: {} ({})",
+                r.what,
+                if r.ok { "ok" } else { "FAILED" },
+                r.detail
+            ));
+            if !r.ok {
+                failed.push(format!("{}: {}", r.what, r.detail));
+            }
+        }
+        let t = lab.traffic.as_ref().ok_or("the lab has no [traffic]")?;
+        let svc = &lab.services[0];
+        let from = inst
+            .ns(&t.from)
+            .ok_or("no namespace for the traffic source")?;
+        let to = std::net::SocketAddr::new(t.to, t.port);
+        let servers_w: Vec<(String, u32)> = svc
+            .real_servers
+            .iter()
+            .map(|r| {
+                (
+                    r.node.clone().unwrap_or_else(|| r.config.addr.to_string()),
+                    r.config.weight,
+                )
+            })
+            .collect();
+        let mut phases = vec![(svc.config.scheduler, "as configured")];
+        if matches!(svc.config.scheduler, Scheduler::Wrr) {
+            phases.push((Scheduler::Rr, "after `ipvsadm -E … -s rr`"));
+        }
+        for (i, (sched, why)) in phases.iter().enumerate() {
+            if i > 0 {
+                let mut cfg = svc.config.clone();
+                cfg.scheduler = *sched;
+                lb.with_lb(&svc.director, |b| b.edit_service(&cfg))
+                    .ok_or("no balancer for the director")?
+                    .map_err(|e| format!("edit service: {e}"))?;
+            }
+            let got = crate::traffic::http_requests(
+                from,
+                &t.from,
+                to,
+                TRIAL_REQUESTS,
+                Duration::from_secs(3),
+            );
+            *checks += 1;
+            log.push(format!(
+                "traffic {} x {to} from {} ({sched}, {why}): {} ok, {} failed, {:?}",
+                TRIAL_REQUESTS, t.from, got.ok, got.failed, got.by_server
+            ));
+            if got.failed > 0 {
+                failed.push(format!(
+                    "{} of {} requests failed ({sched}): {}",
+                    got.failed,
+                    TRIAL_REQUESTS,
+                    got.errors.join("; ")
+                ));
+                continue;
+            }
+            if let Some(want) = expected_share(*sched, &servers_w, TRIAL_REQUESTS) {
+                *checks += 1;
+                if want != got.by_server {
+                    failed.push(format!(
+                        "{sched} should give {want:?}, got {:?}",
+                        got.by_server
+                    ));
+                } else {
+                    log.push(format!("distribution matches {sched}: {want:?}"));
+                }
+            }
+        }
+        // Each passing TCP check through the service made one connection too.
+        let check_conns = lab
+            .checks
+            .iter()
+            .filter(|c| {
+                c.needs_balancer
+                    && c.expect_ok
+                    && matches!(c.kind, lvslab_spec::model::CheckKind::Tcp { .. })
+            })
+            .count() as u64;
+        let want_conns = TRIAL_REQUESTS * phases.len() as u64 + check_conns;
+        // Every connection is still in the table (closed ones wait in TIME_WAIT or
+        // FIN_WAIT for two minutes), so active + inactive must equal what was made.
+        // Kernel IPVS folds its per-CPU `conns` counters into what it reports only when
+        // its rate estimator runs (every 2 s), so that figure may lag: wait for it.
+        let deadline = Instant::now() + Duration::from_secs(8);
+        let (in_table, conns) = loop {
+            let listed = lb
+                .with_lb(&svc.director, |b| b.list())
+                .ok_or("no balancer")?
+                .map_err(|e| format!("list: {e}"))?;
+            let conns: u64 = listed.iter().map(|s| s.stats.conns).sum();
+            let in_table: u64 = listed
+                .iter()
+                .flat_map(|s| &s.dests)
+                .map(|d| u64::from(d.active_conns) + u64::from(d.inactive_conns))
+                .sum();
+            if conns >= want_conns || Instant::now() > deadline {
+                break (in_table, conns);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        *checks += 2;
+        if in_table != want_conns {
+            failed.push(format!("the balancer holds {in_table} connections (active + inactive), {want_conns} were made"));
+        }
+        if conns != want_conns {
+            failed.push(format!(
+                "the balancer counted {conns} connections, {want_conns} were made"
+            ));
+        }
+        if in_table == want_conns && conns == want_conns {
+            log.push(format!(
+                "balancer counted {conns} connections, all {in_table} still in its table"
+            ));
+        }
+        drop(lb);
+        drop(servers);
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "dataplane trial failed:\n  {}",
+                failed.join("\n  ")
+            ))
+        }
+    })();
+    let errors = inst.teardown();
+    if !errors.is_empty() {
+        return Err(format!("teardown: {}", errors.join("; ")));
+    }
+    result
 }

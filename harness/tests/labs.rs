@@ -18,7 +18,19 @@ fn main() {
             let ignored = spec.skip.is_some();
             let name = spec.name.clone();
             Trial::test(name, move || {
-                let out = lvslab_harness::run_trial(&spec);
+                let out = lvslab_harness::run_trial(&spec, &|name| {
+                    // In the VM, this same test binary runs just this trial.
+                    let exe = std::env::current_exe()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default();
+                    vec![
+                        exe,
+                        "--exact".into(),
+                        name.into(),
+                        "--nocapture".into(),
+                        "--test-threads=1".into(),
+                    ]
+                });
                 for l in &out.log {
                     println!("  {l}");
                 }

@@ -136,6 +136,9 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Internal: run one trial by name (kernel trials run this inside the VM).
+    #[command(hide = true)]
+    Trial { name: String },
     /// Internal: the background process of an instance (servers, userspace engine).
     #[command(hide = true)]
     Daemon { instance: String },
@@ -209,6 +212,7 @@ fn main() -> ExitCode {
             seconds,
             quiet,
         }),
+        Command::Trial { name } => cmd::test::trial(&labs, &name),
         Command::Daemon { instance } => cmd::daemon::run(&instance),
     };
     match result {

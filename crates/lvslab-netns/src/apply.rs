@@ -74,6 +74,16 @@ impl std::fmt::Debug for LabInstance {
 }
 
 impl LabInstance {
+    /// A view of a lab that is already built (the named namespaces of a running
+    /// instance, opened again by its background process). Dropping it removes nothing.
+    pub fn attach(plan: Plan, namespaces: IndexMap<String, Netns>) -> LabInstance {
+        LabInstance {
+            plan,
+            namespaces,
+            journal: None,
+        }
+    }
+
     /// The namespace of a node or switch.
     pub fn ns(&self, node: &str) -> Option<&Netns> {
         self.namespaces.get(node)

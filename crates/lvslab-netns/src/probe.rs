@@ -53,8 +53,11 @@ pub fn find<'a>(features: &'a [Feature], name: &str) -> Option<&'a Feature> {
 
 const VM_HINT: &str = "run kernel trials in the VM (`lvslab vm run`)";
 
+/// A feature probe.
+type Probe = fn() -> Feature;
+
 /// Every probe, by name, in the order reports list them.
-const PROBES: [(&str, fn() -> Feature); 12] = [
+const PROBES: [(&str, Probe); 12] = [
     ("root", probe_root),
     ("netns", probe_netns),
     ("veth", probe_veth),
@@ -78,7 +81,7 @@ pub fn probe() -> Vec<Feature> {
 /// probe works in a scratch namespace of its own, and `lvslab up` should not wait for
 /// features its lab does not use.
 pub fn probe_some(names: &[&str]) -> Vec<Feature> {
-    let chosen: Vec<fn() -> Feature> = PROBES
+    let chosen: Vec<Probe> = PROBES
         .iter()
         .filter(|(n, _)| names.contains(n))
         .map(|(_, f)| *f)

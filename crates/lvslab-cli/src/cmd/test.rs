@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use lvslab_harness::{collect, run_trial, TrialKind};
+use lvslab_harness::{collect, run_trial};
 use lvslab_pcap::report::{render_terminal, RunReport, TrialReport, TrialResult};
 
 use super::require_root;
@@ -70,10 +70,7 @@ pub fn test(labs: &Path, only: &[String], report_dir: Option<&Path>) -> anyhow::
             .nth(1)
             .unwrap_or(&spec.name)
             .to_string();
-        let kind = match spec.kind {
-            TrialKind::Topology => "topology",
-            TrialKind::PlanReplay => "plan-replay",
-        };
+        let kind = spec.kind.name();
         let mut t = TrialReport {
             lab,
             dataplane: kind.to_string(),
@@ -96,7 +93,18 @@ pub fn test(labs: &Path, only: &[String], report_dir: Option<&Path>) -> anyhow::
             report.trials.push(t);
             continue;
         }
-        let out = run_trial(spec);
+        let out = run_trial(spec, &|name| {
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            vec![
+                exe,
+                "--labs".into(),
+                labs.display().to_string(),
+                "trial".into(),
+                name.into(),
+            ]
+        });
         println!(
             "{} {} ({:.1?})",
             if out.passed { "ok     " } else { "FAILED " },
@@ -153,4 +161,22 @@ pub fn test(labs: &Path, only: &[String], report_dir: Option<&Path>) -> anyhow::
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs one trial by name (what a kernel trial runs inside the VM): the log on stdout,
+/// exit status 0 when it passed.
+pub fn trial(labs: &Path, name: &str) -> anyhow::Result<ExitCode> {
+    let spec = collect(labs)
+        .into_iter()
+        .find(|s| s.name == name)
+        .with_context(|| format!("no trial named `{name}`"))?;
+    let out = run_trial(&spec, &|_| Vec::new());
+    for l in &out.log {
+        println!("  {l}");
+    }
+    Ok(if out.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
