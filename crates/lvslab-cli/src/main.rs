@@ -136,6 +136,37 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// ipvsadm's own syntax against an instance's director: `lvslab ipvsadm --instance nat -L -n`.
+    #[command(disable_help_flag = true)]
+    Ipvsadm {
+        #[arg(long)]
+        instance: String,
+        /// Director node (default: the lab's first director).
+        #[arg(long)]
+        director: Option<String>,
+        /// ipvsadm arguments, as ipvsadm takes them (`-A -t 192.168.80.10:80 -s wrr`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Send requests through a running lab and count which real server answered.
+    Traffic {
+        instance: String,
+        /// Sending node (default: the lab's [traffic] entry).
+        #[arg(long)]
+        from: Option<String>,
+        /// Target address or node:iface (default: the lab's [traffic] entry).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(long, default_value_t = 10)]
+        count: u64,
+        #[arg(long, default_value = "tcp")]
+        proto: String,
+        /// Print `{"ok": N, "failed": N, "by_server": {...}}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Internal: run one trial by name (kernel trials run this inside the VM).
     #[command(hide = true)]
     Trial { name: String },
@@ -211,6 +242,28 @@ fn main() -> ExitCode {
             count,
             seconds,
             quiet,
+        }),
+        Command::Ipvsadm {
+            instance,
+            director,
+            args,
+        } => cmd::ipvsadm::ipvsadm(&instance, director.as_deref(), &args),
+        Command::Traffic {
+            instance,
+            from,
+            to,
+            port,
+            count,
+            proto,
+            json,
+        } => cmd::traffic::traffic(&cmd::traffic::TrafficArgs {
+            instance: &instance,
+            from: from.as_deref(),
+            to: to.as_deref(),
+            port,
+            count,
+            proto: &proto,
+            json,
         }),
         Command::Trial { name } => cmd::test::trial(&labs, &name),
         Command::Daemon { instance } => cmd::daemon::run(&instance),

@@ -155,6 +155,67 @@ fn up_status_exec_down() -> Result<(), Failed> {
     })
 }
 
+/// The acceptance sequence: the article's wrr 3/2/1 gives exactly 30/20/10 of 60,
+/// and after `ipvsadm -E … -s rr` 20/20/20.
+fn traffic_and_ipvsadm_on_the_userspace_director() -> Result<(), Failed> {
+    let inst = "lc-t";
+    host_unchanged(|| {
+        let r: Result<(), Failed> = (|| {
+            ok(&["up", "nat", "--instance", inst, "--dataplane", "userspace"])?;
+            let parse = |s: String| -> Result<serde_json::Value, Failed> {
+                serde_json::from_str(&s).map_err(|e| format!("{e}: {s}").into())
+            };
+            let first = parse(ok(&["traffic", inst, "--count", "60", "--json"])?)?;
+            let want = serde_json::json!({"ok": 60, "failed": 0, "by_server": {"rs1": 30, "rs2": 20, "rs3": 10}});
+            if first != want {
+                return Err(format!("wrr 3/2/1: got {first}, want {want}").into());
+            }
+            ok(&[
+                "ipvsadm",
+                "--instance",
+                inst,
+                "-E",
+                "-t",
+                "192.168.80.10:80",
+                "-s",
+                "rr",
+            ])?;
+            let second = parse(ok(&["traffic", inst, "--count", "60", "--json"])?)?;
+            let want = serde_json::json!({"ok": 60, "failed": 0, "by_server": {"rs1": 20, "rs2": 20, "rs3": 20}});
+            if second != want {
+                return Err(format!("after -E -s rr: got {second}, want {want}").into());
+            }
+            let listing = ok(&["ipvsadm", "--instance", inst, "-L", "-n"])?;
+            for line in [
+                "TCP  192.168.80.10:80 rr",
+                "  -> 192.168.80.11:8080           Masq    3      0          50",
+            ] {
+                if !listing.contains(line) {
+                    return Err(format!("listing lacks {line:?}:\n{listing}").into());
+                }
+            }
+            let bad = lvslab(&[
+                "ipvsadm",
+                "--instance",
+                inst,
+                "-a",
+                "-t",
+                "192.168.80.10:80",
+            ]);
+            if bad.status.code() != Some(2) {
+                return Err(
+                    format!("-a without -r should exit 2, got {:?}", bad.status.code()).into(),
+                );
+            }
+            Ok(())
+        })();
+        let down = ok(&["down", inst]);
+        r?;
+        down?;
+        nothing_left(inst)
+    })
+}
+
 fn two_instances_side_by_side() -> Result<(), Failed> {
     host_unchanged(|| {
         let r: Result<(), Failed> = (|| {
@@ -342,6 +403,11 @@ fn main() {
         (
             "cli::two_instances_side_by_side",
             two_instances_side_by_side,
+            nft_skip.clone(),
+        ),
+        (
+            "cli::traffic_and_ipvsadm_on_the_userspace_director",
+            traffic_and_ipvsadm_on_the_userspace_director,
             nft_skip.clone(),
         ),
         (

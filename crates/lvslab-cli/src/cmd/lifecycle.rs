@@ -100,6 +100,20 @@ pub fn up(
     )?;
     let started = Instant::now();
     let mut built = build(&p, Naming::Named(Box::new(journal)), &cancel)?;
+    if dataplane == DataplaneArg::Kernel {
+        // Kernel IPVS state lives in the director's namespace and outlives this command.
+        if let Err(e) = crate::cmd::ipvsadm::install_kernel(&l, &built) {
+            let errors = built.teardown();
+            bail!(
+                "{e:#}{}",
+                if errors.is_empty() {
+                    String::new()
+                } else {
+                    format!("\nteardown: {}", errors.join("; "))
+                }
+            );
+        }
+    }
 
     // The servers (and, with the userspace dataplane, the director engine) run in a
     // background process of their own that outlives this command.

@@ -8,9 +8,11 @@ use lvslab_spec::model::Lab;
 pub mod capture;
 pub mod daemon;
 pub mod doctor;
+pub mod ipvsadm;
 pub mod lab;
 pub mod lifecycle;
 pub mod test;
+pub mod traffic;
 
 /// `--labs`, else `./labs` when it holds lab folders, else the labs of this source tree.
 pub fn labs_dir(given: Option<&Path>) -> PathBuf {

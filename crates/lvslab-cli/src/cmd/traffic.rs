@@ -1,0 +1,90 @@
+//! `lvslab traffic <instance>`: N requests through a running lab, counted by the real
+//! server that answered.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use lvslab_harness::traffic::http_requests;
+use lvslab_netns::journal::{Journal, NETNS_DIR};
+use lvslab_netns::plan::netns_name;
+use lvslab_netns::Netns;
+
+use super::{check_instance_name, require_root};
+
+/// Arguments of `lvslab traffic`.
+pub struct TrafficArgs<'a> {
+    pub instance: &'a str,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub port: Option<u16>,
+    pub count: u64,
+    pub proto: &'a str,
+    pub json: bool,
+}
+
+/// Hard limits: traffic is bounded in count and time.
+const MAX_COUNT: u64 = 100_000;
+
+pub fn traffic(a: &TrafficArgs<'_>) -> anyhow::Result<ExitCode> {
+    require_root("lvslab traffic")?;
+    check_instance_name(a.instance)?;
+    if a.proto != "tcp" {
+        bail!(
+            "--proto {}: only tcp (HTTP requests to the lab's servers) is implemented so far",
+            a.proto
+        );
+    }
+    if a.count == 0 || a.count > MAX_COUNT {
+        bail!("--count must be 1..={MAX_COUNT}");
+    }
+    let j = Journal::open(a.instance)?;
+    let lab = lvslab_spec::load_lab(&j.state.lab_file, &j.state.params)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let default = lab.traffic.as_ref();
+    let from = a
+        .from
+        .or(default.map(|t| t.from.as_str()))
+        .context("the lab declares no [traffic]: give --from NODE")?;
+    let to: IpAddr = match a.to {
+        Some(t) => match t.parse::<IpAddr>() {
+            Ok(ip) => ip,
+            Err(_) => {
+                let (node, iface) = t
+                    .split_once(':')
+                    .with_context(|| format!("--to {t}: an address or node:iface"))?;
+                lab.node(node)
+                    .and_then(|n| n.first_address(iface))
+                    .with_context(|| format!("--to {t}: no such node interface with an address"))?
+            }
+        },
+        None => default
+            .map(|t| t.to)
+            .context("the lab declares no [traffic]: give --to TARGET")?,
+    };
+    let port = a.port.or(default.map(|t| t.port)).context("give --port")?;
+    let path = PathBuf::from(NETNS_DIR).join(netns_name(a.instance, from));
+    let ns = Netns::open(&path)
+        .with_context(|| format!("node `{from}` of instance `{}`", a.instance))?;
+    let summary = http_requests(
+        &ns,
+        from,
+        SocketAddr::new(to, port),
+        a.count,
+        Duration::from_secs(3),
+    );
+    if a.json {
+        let v = serde_json::json!({ "ok": summary.ok, "failed": summary.failed, "by_server": summary.by_server });
+        println!("{v}");
+    } else {
+        println!("{} requests from {from} to {to}:{port}", a.count);
+        print!("{}", summary.histogram());
+    }
+    Ok(if summary.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
