@@ -36,6 +36,19 @@ pub enum DataplaneArg {
 }
 
 #[derive(Subcommand)]
+enum VmAction {
+    /// Download the newest Debian linux-image-*-amd64 (cached) and build its initramfs.
+    Fetch,
+    /// Run a command in the VM and return its exit status: `lvslab vm run -- lvslab up nat --dataplane kernel`.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
+    /// An interactive shell in the VM (Ctrl-A x quits).
+    Shell,
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Validate a lab file; errors name file:line:col, the field and the fix (exit 2).
     Check {
@@ -167,6 +180,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A Debian kernel with IPVS, ipip and gre under qemu, sharing this machine's files.
+    Vm {
+        #[command(subcommand)]
+        action: VmAction,
+    },
     /// Internal: run one trial by name (kernel trials run this inside the VM).
     #[command(hide = true)]
     Trial { name: String },
@@ -265,6 +283,11 @@ fn main() -> ExitCode {
             proto: &proto,
             json,
         }),
+        Command::Vm { action } => match action {
+            VmAction::Fetch => cmd::vm::fetch(),
+            VmAction::Run { command } => cmd::vm::run(&command),
+            VmAction::Shell => cmd::vm::shell(),
+        },
         Command::Trial { name } => cmd::test::trial(&labs, &name),
         Command::Daemon { instance } => cmd::daemon::run(&instance),
     };

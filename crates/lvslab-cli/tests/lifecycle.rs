@@ -216,6 +216,41 @@ fn traffic_and_ipvsadm_on_the_userspace_director() -> Result<(), Failed> {
     })
 }
 
+/// In the VM (kernel IPVS): `lvslab up nat --dataplane kernel`, 60 requests give exactly
+/// 30/20/10, and the real ipvsadm shows the article's service.
+fn kernel_dataplane_in_the_vm() -> Result<(), Failed> {
+    let script = format!(
+        "set -e; L={BIN}; $L --labs {labs} up nat --dataplane kernel >/dev/null; \
+         $L traffic nat --count 60 --json; ip netns exec lvslab-nat-director ipvsadm -Ln; $L down nat",
+        labs = labs().display()
+    );
+    let out = Command::new(BIN)
+        .args(["vm", "run", "--", "sh", "-c", &script])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "vm run failed ({}):\n{text}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let want = [
+        r#"{"by_server":{"rs1":30,"rs2":20,"rs3":10},"failed":0,"ok":60}"#,
+        "TCP  192.168.80.10:80 wrr",
+        "  -> 192.168.80.11:8080           Masq    3      0          30",
+        "  -> 192.168.80.13:8080           Masq    1      0          10",
+    ];
+    for w in want {
+        if !text.contains(w) {
+            return Err(format!("the VM run lacks {w:?}:\n{text}").into());
+        }
+    }
+    Ok(())
+}
+
 fn two_instances_side_by_side() -> Result<(), Failed> {
     host_unchanged(|| {
         let r: Result<(), Failed> = (|| {
@@ -388,6 +423,11 @@ fn main() {
     let gre_skip = root_skip.clone().or_else(|| {
         has("gre").then(|| "this kernel has GRE, so a GRE lab is buildable here".to_string())
     });
+    let vm_skip = root_skip.clone().or_else(|| {
+        lvslab_vm::probe()
+            .skip_reason()
+            .map(|r| format!("no VM can run: {r}"))
+    });
     type F = fn() -> Result<(), Failed>;
     let trials: Vec<(&str, F, Option<String>)> = vec![
         (
@@ -409,6 +449,11 @@ fn main() {
             "cli::traffic_and_ipvsadm_on_the_userspace_director",
             traffic_and_ipvsadm_on_the_userspace_director,
             nft_skip.clone(),
+        ),
+        (
+            "cli::kernel_dataplane_in_the_vm",
+            kernel_dataplane_in_the_vm,
+            vm_skip,
         ),
         (
             "cli::kill_9_midway_then_down",

@@ -13,6 +13,7 @@ pub mod lab;
 pub mod lifecycle;
 pub mod test;
 pub mod traffic;
+pub mod vm;
 
 /// `--labs`, else `./labs` when it holds lab folders, else the labs of this source tree.
 pub fn labs_dir(given: Option<&Path>) -> PathBuf {
