@@ -186,12 +186,43 @@ pub fn run<S: AsRef<OsStr>>(opts: &RunOptions, argv: &[S]) -> Result<RunOutcome>
         fetch::cached(&opts.cache)?.ok_or_else(|| VmError::NotFetched(opts.cache.clone()))?;
     let accel = resolve_accel(opts, &kernel)?;
     let argv: Vec<OsString> = argv.iter().map(|a| a.as_ref().to_owned()).collect();
-    boot_command(opts, &kernel, accel, &argv)
+    let opts = share_shadowed_cwd(opts);
+    boot_command(&opts, &kernel, accel, &argv)
+}
+
+/// Host folders the guest covers with a fresh tmpfs.
+const SHADOWED: [&str; 3] = ["/tmp", "/run", "/var"];
+
+/// A checkout under /tmp, /run or /var (a CI clone, say) is invisible in the guest, which
+/// mounts fresh tmpfs there: without a scratch share of its own, share the working
+/// directory's top folder below the shadowed one (e.g. `/tmp/clone`), read-write at the
+/// same path, so the command, its binaries and its files are where they were.
+fn share_shadowed_cwd(opts: &RunOptions) -> std::borrow::Cow<'_, RunOptions> {
+    if opts.scratch.is_some() {
+        return std::borrow::Cow::Borrowed(opts);
+    }
+    let cwd = opts.cwd.clone().or_else(|| std::env::current_dir().ok());
+    let top = cwd.and_then(|c| {
+        SHADOWED.iter().find(|d| c.starts_with(d)).and_then(|_| {
+            c.ancestors()
+                .nth(c.components().count().saturating_sub(3))
+                .map(Path::to_path_buf)
+        })
+    });
+    match top {
+        Some(t) if t.components().count() == 3 => {
+            let mut o = opts.clone();
+            o.scratch = Some(t);
+            std::borrow::Cow::Owned(o)
+        }
+        _ => std::borrow::Cow::Borrowed(opts),
+    }
 }
 
 /// Boots the cached kernel with an interactive shell on the serial console, wired to this
 /// process's terminal; returns the shell's exit status. `Ctrl-A x` leaves qemu at once.
 pub fn shell(opts: &RunOptions) -> Result<i32> {
+    let opts = &*share_shadowed_cwd(opts);
     let kernel =
         fetch::cached(&opts.cache)?.ok_or_else(|| VmError::NotFetched(opts.cache.clone()))?;
     let accel = resolve_accel(opts, &kernel)?;
