@@ -33,6 +33,55 @@ pub enum Balancer {
     Userspace(UserspaceDataplane),
 }
 
+/// How FullNAT is realised on kernel IPVS, for logs and reports.
+pub const KERNEL_FULLNAT_NOTE: &str =
+    "FullNAT on kernel IPVS: masquerading (-m) plus an nft SNAT rule toward the real servers, with net.ipv4.vs.conntrack=1";
+
+/// The nft ruleset that gives kernel IPVS masquerading the source rewrite of FullNAT:
+/// traffic to each FullNAT real server leaves with a local address from the pool.
+pub fn kernel_fullnat_ruleset(svc: &lvslab_spec::model::Service) -> Option<String> {
+    use std::fmt::Write as _;
+    let pool: Vec<std::net::Ipv4Addr> = svc
+        .config
+        .local_addresses
+        .iter()
+        .filter_map(|a| match a {
+            std::net::IpAddr::V4(v) => Some(*v),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .collect();
+    let (first, last) = (pool.iter().min()?, pool.iter().max()?);
+    // A contiguous pool is one nft range; otherwise the first address serves alone.
+    let contiguous = u32::from(*last) - u32::from(*first) + 1 == pool.len() as u32;
+    let to = if contiguous && first != last {
+        format!("{first}-{last}")
+    } else {
+        pool[0].to_string()
+    };
+    let proto = match svc.config.key {
+        lvslab_spec::lb::ServiceKey::Addr { protocol, .. } => protocol.to_string(),
+        lvslab_spec::lb::ServiceKey::Fwmark { .. } => return None,
+    };
+    let mut rules = String::new();
+    for rs in svc
+        .real_servers
+        .iter()
+        .filter(|r| r.config.method == ForwardMethod::FullNat)
+    {
+        let _ = writeln!(
+            rules,
+            "\t\tip daddr {} {proto} dport {} snat to {to}",
+            rs.config.addr, rs.config.port
+        );
+    }
+    if rules.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "table ip lvslab_fullnat {{\n\tchain postrouting {{\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n{rules}\t}}\n}}\n"
+    ))
+}
+
 /// Why a balancer could not be installed.
 #[derive(Debug, thiserror::Error)]
 pub enum BalancerError {
@@ -112,6 +161,21 @@ impl Balancer {
                                 dest.addr, dest.port
                             )))?;
                     }
+                    if let Some(ruleset) = kernel_fullnat_ruleset(svc) {
+                        let ns = inst.ns(&svc.director).ok_or_else(|| BalancerError::Setup {
+                            director: svc.director.clone(),
+                            detail: "no namespace".into(),
+                        })?;
+                        let setup = |e: lvslab_netns::Error| BalancerError::Setup {
+                            director: svc.director.clone(),
+                            detail: format!("FullNAT on kernel IPVS: {e}"),
+                        };
+                        // IPVS connections get conntrack entries only with this set, and
+                        // nft NAT works only on tracked packets.
+                        lvslab_netns::set_sysctl(ns, "net.ipv4.vs.conntrack", "1")
+                            .map_err(setup)?;
+                        lvslab_netns::apply_nft(ns, &ruleset).map_err(setup)?;
+                    }
                 }
                 Ok(Balancer::Kernel(clients))
             }
@@ -140,5 +204,29 @@ impl Balancer {
                 dp.with_director(director, |d| f(d as &mut dyn LoadBalancer))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fullnat_lab_gets_a_snat_rule_per_real_server_to_the_pool() {
+        let labs = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../labs");
+        let lab = lvslab_spec::load_lab(&lvslab_spec::lab_path(&labs, "fullnat"), &[])
+            .expect("fullnat lab");
+        let rules = kernel_fullnat_ruleset(&lab.services[0]).expect("a ruleset");
+        assert!(
+            rules.contains("ip daddr 172.16.20.11 tcp dport 8080 snat to 10.10.0.101-10.10.0.102"),
+            "{rules}"
+        );
+        assert!(
+            rules.contains("ip daddr 172.16.20.12 tcp dport 8080 snat to 10.10.0.101-10.10.0.102"),
+            "{rules}"
+        );
+        let nat =
+            lvslab_spec::load_lab(&lvslab_spec::lab_path(&labs, "nat"), &[]).expect("nat lab");
+        assert_eq!(kernel_fullnat_ruleset(&nat.services[0]), None);
     }
 }

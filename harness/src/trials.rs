@@ -246,9 +246,6 @@ fn skip_reason(
         }
     }
     if kind == TrialKind::Dataplane(Dataplane::Kernel) {
-        if lab.mode == lvslab_spec::model::Mode::FullNat {
-            return Some("FullNAT on kernel IPVS (masquerading plus an nft SNAT rule) is not implemented yet".into());
-        }
         if kernel_trials_in_vm(features) {
             // Decided on the host: the trial itself runs in the VM, which has IPVS,
             // ipip and gre.
@@ -636,6 +633,14 @@ fn dataplane(
             d.name(),
             lab.services.len()
         ));
+        if d == Dataplane::Kernel
+            && lab
+                .services
+                .iter()
+                .any(|s| crate::balancer::kernel_fullnat_ruleset(s).is_some())
+        {
+            log.push(crate::balancer::KERNEL_FULLNAT_NOTE.to_string());
+        }
         let mut failed = Vec::new();
         for c in &lab.checks {
             let r = run_check(lab, &inst, c);

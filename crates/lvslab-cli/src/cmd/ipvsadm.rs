@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use lvslab_netns::journal::{Journal, NETNS_DIR};
 use lvslab_netns::plan::netns_name;
 use lvslab_netns::Netns;
@@ -65,9 +65,6 @@ pub fn install_kernel(
     lab: &lvslab_spec::model::Lab,
     inst: &lvslab_netns::apply::LabInstance,
 ) -> anyhow::Result<()> {
-    if lab.mode == lvslab_spec::model::Mode::FullNat {
-        bail!("FullNAT on kernel IPVS (masquerading plus an nft SNAT rule) is not implemented yet: use --dataplane userspace");
-    }
     lvslab_harness::balancer::Balancer::install(
         lab,
         inst,
