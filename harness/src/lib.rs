@@ -7,6 +7,8 @@
 
 pub mod balancer;
 pub mod checks;
+pub mod diagnose;
+pub mod packets;
 pub mod traffic;
 pub mod trials;
 pub mod verify;
