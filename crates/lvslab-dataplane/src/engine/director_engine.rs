@@ -21,7 +21,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::icmp::port_unreachable;
 use super::route::{arp_request, NeighbourCache, NextHop, Resolution, RouteTable};
-use super::sys::{PacketSocket, Received, ETH_P_ALL};
+use super::sys::{PacketSocket, Received, RxBatch, TxQueue, ETH_P_ALL};
 use super::view::{delete_ruleset, director_ruleset, ServiceView};
 use super::{EngineError, EngineStats};
 use crate::conn::TcpFlags;
@@ -49,6 +49,8 @@ struct Iface {
     mtu: u16,
     addrs: Vec<(Ipv4Addr, u8)>,
     sock: PacketSocket,
+    /// Frames to send, flushed with one `sendmmsg` after each received batch and tick.
+    tx: TxQueue,
 }
 
 impl Iface {
@@ -125,6 +127,7 @@ impl DirectorEngine {
                 mtu: u16::try_from(link.mtu).unwrap_or(u16::MAX),
                 addrs,
                 sock,
+                tx: TxQueue::new(BATCH),
             });
         }
         let local = local_v4(&addresses);
@@ -260,7 +263,7 @@ impl Worker {
     }
 
     fn run(&mut self, stop: &AtomicBool) {
-        let mut buf = vec![0u8; RX_BUFFER];
+        let mut batch = RxBatch::new(BATCH, RX_BUFFER);
         let mut frame = Vec::with_capacity(RX_BUFFER);
         let mut last_tick = 0;
         while !stop.load(Ordering::Relaxed) {
@@ -287,20 +290,20 @@ impl Worker {
                 if !r {
                     continue;
                 }
-                for _ in 0..BATCH {
-                    match self.ifaces[i].sock.recv(&mut buf) {
-                        Ok(Some(rx)) => {
+                match self.ifaces[i].sock.recv_batch(&mut batch) {
+                    Ok(n) => {
+                        for k in 0..n {
+                            let (bytes, rx) = batch.frame(k);
                             frame.clear();
-                            frame.extend_from_slice(&buf[..rx.len]);
+                            frame.extend_from_slice(bytes);
                             self.on_frame(i, &mut frame, rx);
                         }
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::warn!("{}: recv on {}: {e}", self.node, self.ifaces[i].name);
-                            break;
-                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("{}: recv on {}: {e}", self.node, self.ifaces[i].name);
                     }
                 }
+                self.flush();
             }
             if got_frames {
                 self.publish();
@@ -311,6 +314,7 @@ impl Worker {
                 self.tick(now);
             }
         }
+        self.flush();
         if let Err(e) = apply_nft(&self.ns, &delete_ruleset()) {
             tracing::warn!("{}: remove nft table lvslab_engine: {e}", self.node);
         }
@@ -351,6 +355,7 @@ impl Worker {
                 self.send_arp_request(i, ip);
             }
         }
+        self.flush();
         self.publish();
     }
 
@@ -358,12 +363,22 @@ impl Worker {
         self.ifaces.iter().position(|i| i.name == name)
     }
 
+    /// Queues `frame` on interface `i`; [`Worker::flush`] sends it.
     fn send(&mut self, i: usize, frame: &[u8]) {
-        match self.ifaces[i].sock.send(frame) {
-            Ok(()) => self.stats.tx_frames += 1,
-            Err(e) => {
-                self.stats.send_errors += 1;
-                tracing::debug!("{}: send on {}: {e}", self.node, self.ifaces[i].name);
+        self.ifaces[i].tx.push(frame);
+    }
+
+    /// Sends every queued frame, one `sendmmsg` per interface.
+    fn flush(&mut self) {
+        for iface in &mut self.ifaces {
+            if iface.tx.is_empty() {
+                continue;
+            }
+            let (sent, failed) = iface.sock.send_batch(&mut iface.tx);
+            self.stats.tx_frames += sent;
+            if failed > 0 {
+                self.stats.send_errors += failed;
+                tracing::debug!("{}: send on {}: {failed} refused", self.node, iface.name);
             }
         }
     }
@@ -658,19 +673,17 @@ impl Worker {
     }
 
     fn transmit(&mut self, oif: usize, via: Ipv4Addr, frame: &[u8]) {
-        let name = self.ifaces[oif].name.clone();
         let now = self.now_ms();
-        match self.neigh.resolve(&name, via, frame, now) {
+        match self.neigh.resolve(&self.ifaces[oif].name, via, frame, now) {
             Resolution::Known(mac) => {
-                if frame[0..6] == mac {
-                    self.send(oif, frame);
-                } else {
-                    let mut f = frame.to_vec();
-                    f[0..6].copy_from_slice(&mac);
-                    self.send(oif, &f);
+                let tx = &mut self.ifaces[oif].tx;
+                tx.push(frame);
+                if frame[0..6] != mac {
+                    tx.set_last_dst_mac(mac);
                 }
             }
             Resolution::Queued { ask: true } => {
+                let name = self.ifaces[oif].name.clone();
                 // The kernel may already know it (static entries, earlier traffic).
                 learn_kernel_neighbours(&self.handle, &mut self.neigh);
                 if let Some(mac) = self.neigh.get(&name, via) {

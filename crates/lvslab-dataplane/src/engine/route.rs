@@ -141,28 +141,40 @@ pub enum Resolution {
 /// Neighbours per (interface, address), and frames waiting for them.
 #[derive(Debug, Default)]
 pub struct NeighbourCache {
-    known: HashMap<(String, Ipv4Addr), MacAddr>,
+    /// Per interface, so a per-packet lookup borrows the name instead of allocating a key.
+    known: HashMap<String, HashMap<Ipv4Addr, MacAddr>>,
     pending: HashMap<(String, Ipv4Addr), Pending>,
 }
 
 impl NeighbourCache {
     /// The MAC of a neighbour, if known.
     pub fn get(&self, oif: &str, ip: Ipv4Addr) -> Option<MacAddr> {
-        self.known.get(&(oif.to_string(), ip)).copied()
+        self.known.get(oif)?.get(&ip).copied()
     }
 
     /// Records a neighbour and leaves frames waiting for it queued (for entries read from
     /// the kernel's table; [`NeighbourCache::learn`] releases them).
     pub fn remember(&mut self, oif: &str, ip: Ipv4Addr, mac: MacAddr) {
-        self.known.insert((oif.to_string(), ip), mac);
+        self.known_on(oif).insert(ip, mac);
+    }
+
+    fn known_on(&mut self, oif: &str) -> &mut HashMap<Ipv4Addr, MacAddr> {
+        if !self.known.contains_key(oif) {
+            self.known.insert(oif.to_string(), HashMap::new());
+        }
+        self.known
+            .get_mut(oif)
+            .expect("the interface's map was just ensured")
     }
 
     /// Records a neighbour; returns the frames that were waiting for it.
     pub fn learn(&mut self, oif: &str, ip: Ipv4Addr, mac: MacAddr) -> Vec<Vec<u8>> {
-        let key = (oif.to_string(), ip);
-        self.known.insert(key.clone(), mac);
+        self.known_on(oif).insert(ip, mac);
+        if self.pending.is_empty() {
+            return Vec::new();
+        }
         self.pending
-            .remove(&key)
+            .remove(&(oif.to_string(), ip))
             .map(|p| p.frames)
             .unwrap_or_default()
     }
