@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use lvslab_netns::traffic::http_get;
+use lvslab_netns::traffic::{http_get, udp_ask};
 use lvslab_netns::Netns;
 use serde::Serialize;
 
@@ -19,12 +19,24 @@ pub struct TrafficSummary {
     /// The first few failures, for the reader.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Requests not sent because [`GIVE_UP_AFTER`] had already failed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub abandoned: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How many failure messages a summary keeps.
 const KEEP_ERRORS: usize = 5;
 
-/// Sends `count` HTTP requests from `ns` (node `from`) to `to`.
+/// Failures after which [`http_requests`] stops: a broken service would otherwise cost a
+/// full timeout per remaining request, and a handful of failures already say it is broken.
+pub const GIVE_UP_AFTER: u64 = 5;
+
+/// Sends `count` HTTP requests from `ns` (node `from`) to `to`, giving up after
+/// [`GIVE_UP_AFTER`] failures (the rest are counted in `abandoned`).
 pub fn http_requests(
     ns: &Netns,
     from: &str,
@@ -33,8 +45,43 @@ pub fn http_requests(
     timeout: Duration,
 ) -> TrafficSummary {
     let mut s = TrafficSummary::default();
-    for _ in 0..count {
+    for i in 0..count {
+        if s.failed >= GIVE_UP_AFTER {
+            s.abandoned = count - i;
+            s.errors.push(format!(
+                "gave up after {} failures: {} requests not sent",
+                s.failed, s.abandoned
+            ));
+            break;
+        }
         match http_get(ns, from, to, timeout) {
+            Ok(who) => {
+                s.ok += 1;
+                *s.by_server.entry(who).or_default() += 1;
+            }
+            Err(e) => {
+                s.failed += 1;
+                if s.errors.len() < KEEP_ERRORS {
+                    s.errors.push(e.to_string());
+                }
+            }
+        }
+    }
+    s
+}
+
+/// Sends `count` UDP datagrams from `ns`, each from a new source port, to a `udp-echo`
+/// service at `to`.
+pub fn udp_requests(
+    ns: &Netns,
+    from: &str,
+    to: SocketAddr,
+    count: u64,
+    timeout: Duration,
+) -> TrafficSummary {
+    let mut s = TrafficSummary::default();
+    for seq in 0..count {
+        match udp_ask(ns, from, to, seq, timeout) {
             Ok(who) => {
                 s.ok += 1;
                 *s.by_server.entry(who).or_default() += 1;

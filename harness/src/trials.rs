@@ -245,14 +245,12 @@ fn skip_reason(
             return Some("the lab declares no [[service]] or no [traffic]".into());
         }
     }
-    if kind == TrialKind::Dataplane(Dataplane::Kernel) {
-        if kernel_trials_in_vm(features) {
-            // Decided on the host: the trial itself runs in the VM, which has IPVS,
-            // ipip and gre.
-            return lvslab_vm::probe()
-                .skip_reason()
-                .map(|r| format!("this kernel has no IPVS and no VM can run: {r}"));
-        }
+    if kind == TrialKind::Dataplane(Dataplane::Kernel) && kernel_trials_in_vm(features) {
+        // Decided on the host: the trial itself runs in the VM, which has IPVS, ipip
+        // and gre.
+        return lvslab_vm::probe()
+            .skip_reason()
+            .map(|r| format!("this kernel has no IPVS and no VM can run: {r}"));
     }
     if let Err(e) = preflight(p, features) {
         return Some(e.to_string().replace('\n', " "));
@@ -675,6 +673,8 @@ fn dataplane(
         if matches!(svc.config.scheduler, Scheduler::Wrr) {
             phases.push((Scheduler::Rr, "after `ipvsadm -E … -s rr`"));
         }
+        // Per-hop captures around the traffic only: the checks above are not in them.
+        let capture = crate::packets::TrialCapture::arm(lab, &inst, d)?;
         for (i, (sched, why)) in phases.iter().enumerate() {
             if i > 0 {
                 let mut cfg = svc.config.clone();
@@ -716,6 +716,19 @@ fn dataplane(
                 }
             }
         }
+        let shares: Vec<_> = phases
+            .iter()
+            .map(|(sched, _)| expected_share(*sched, &servers_w, TRIAL_REQUESTS))
+            .collect();
+        let packets = capture.finish(crate::packets::sum_shares(&shares).as_ref(), log);
+        *checks += packets.hops_checked as usize;
+        failed.extend(packets.errors.iter().cloned());
+        failed.extend(
+            packets
+                .findings
+                .iter()
+                .map(|f| format!("{} at {}: {}", f.rule, f.point, f.message)),
+        );
         // Each passing TCP check through the service made one connection too.
         let check_conns = lab
             .checks
@@ -773,6 +786,8 @@ fn dataplane(
             ))
         }
     })();
+    // Read the nodes' state while the lab still stands, and name the likely cause.
+    let result = result.map_err(|e| crate::diagnose::explain_failure(lab, &inst, d, None, e));
     let errors = inst.teardown();
     if !errors.is_empty() {
         return Err(format!("teardown: {}", errors.join("; ")));

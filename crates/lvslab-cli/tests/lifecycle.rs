@@ -194,6 +194,42 @@ fn traffic_and_ipvsadm_on_the_userspace_director() -> Result<(), Failed> {
                     return Err(format!("listing lacks {line:?}:\n{listing}").into());
                 }
             }
+            // A UDP service added at run time: each datagram from a new source port is a
+            // new connection, spread round robin over the udp-echo servers.
+            ok(&[
+                "ipvsadm",
+                "--instance",
+                inst,
+                "-A",
+                "-u",
+                "192.168.80.10:53",
+                "-s",
+                "rr",
+            ])?;
+            for rs in [
+                "192.168.80.11:5353",
+                "192.168.80.12:5353",
+                "192.168.80.13:5353",
+            ] {
+                ok(&[
+                    "ipvsadm",
+                    "--instance",
+                    inst,
+                    "-a",
+                    "-u",
+                    "192.168.80.10:53",
+                    "-r",
+                    rs,
+                    "-m",
+                ])?;
+            }
+            let udp = parse(ok(&[
+                "traffic", inst, "--proto", "udp", "--port", "53", "--count", "30", "--json",
+            ])?)?;
+            let want = serde_json::json!({"ok": 30, "failed": 0, "by_server": {"rs1": 10, "rs2": 10, "rs3": 10}});
+            if udp != want {
+                return Err(format!("udp rr: got {udp}, want {want}").into());
+            }
             let bad = lvslab(&[
                 "ipvsadm",
                 "--instance",

@@ -114,13 +114,20 @@ pub fn start_server(ns: &Netns, node: &str, server: &Server) -> Result<ServerHan
             sock.set_read_timeout(Some(POLL))
                 .map_err(|e| io_err("bind", e))?;
             let (stop, served) = (stop.clone(), served.clone());
+            // The answer is `<node> <datagram>`: the sender learns which real server
+            // answered, as the HTTP server's body tells it for TCP.
+            let prefix = format!("{node} ").into_bytes();
             std::thread::Builder::new()
                 .name(format!("{node} udp-echo :{}", server.port))
                 .spawn(move || {
                     let mut buf = [0u8; 2048];
+                    let mut out = Vec::with_capacity(2048 + prefix.len());
                     while !stop.load(Ordering::Relaxed) {
                         if let Ok((n, peer)) = sock.recv_from(&mut buf) {
-                            if sock.send_to(&buf[..n], peer).is_ok() {
+                            out.clear();
+                            out.extend_from_slice(&prefix);
+                            out.extend_from_slice(&buf[..n]);
+                            if sock.send_to(&out, peer).is_ok() {
                                 served.fetch_add(1, Ordering::Relaxed);
                             }
                         }
@@ -261,6 +268,56 @@ pub fn http_get(
         });
     }
     Ok(body.trim().to_string())
+}
+
+/// Sends one datagram from a fresh socket of `node` (a new source port, so a new
+/// connection for the load balancer) and returns the answering node's name from the
+/// `udp-echo` server's `<node> <datagram>` answer.
+pub fn udp_ask(
+    ns: &Netns,
+    node: &str,
+    to: SocketAddr,
+    seq: u64,
+    timeout: Duration,
+) -> Result<String, TrafficError> {
+    let err = |op, source| TrafficError::Io {
+        node: node.into(),
+        op,
+        peer: to.to_string(),
+        source,
+    };
+    let sock = in_ns(ns, node, || {
+        UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
+    })?
+    .map_err(|e| err("bind for", e))?;
+    sock.set_read_timeout(Some(timeout))
+        .map_err(|e| err("send to", e))?;
+    let msg = format!("lvslab-{seq}");
+    sock.send_to(msg.as_bytes(), to)
+        .map_err(|e| err("send to", e))?;
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (n, from) = sock
+            .recv_from(&mut buf)
+            .map_err(|e| err("receive from", e))?;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        if from == to {
+            if let Some((who, rest)) = text.split_once(' ') {
+                if rest == msg {
+                    return Ok(who.to_string());
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(TrafficError::Protocol {
+                node: node.into(),
+                op: "udp",
+                peer: to.to_string(),
+                detail: format!("no answer to {msg} within {timeout:?}"),
+            });
+        }
+    }
 }
 
 /// Sends one ICMP echo request from `node` to `to` and waits for the matching reply.

@@ -194,7 +194,7 @@ fn answer(
     let Some(b) = guard.as_mut() else {
         return fail("this instance runs no userspace director".into());
     };
-    match b.with_lb(director, |lb| {
+    let reply = match b.with_lb(director, |lb| {
         lvslab_ipvs::ipvsadm_args::run(&req.ipvsadm, lb)
     }) {
         Some(o) => ControlReply {
@@ -202,6 +202,18 @@ fn answer(
             stderr: o.stderr,
             exit_code: o.exit_code,
         },
-        None => fail(format!("no director `{director}` in this instance")),
+        None => return fail(format!("no director `{director}` in this instance")),
+    };
+    drop(guard);
+    // The engine re-reads its services on every tick and only then steers the kernel
+    // away from a new VIP (its nft rules): answer once that has happened, so the first
+    // packet a user sends after `ipvsadm -A/-a` is already the engine's.
+    use lvslab_ipvs::ipvsadm_args::{parse, Command};
+    let changes = matches!(parse(&req.ipvsadm), Ok(c) if !matches!(c, Command::List { .. } | Command::Help | Command::Version));
+    if changes && reply.exit_code == 0 {
+        std::thread::sleep(Duration::from_millis(
+            2 * lvslab_dataplane::engine::director_engine::TICK_MS + 20,
+        ));
     }
+    reply
 }

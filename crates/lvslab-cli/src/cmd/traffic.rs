@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use lvslab_harness::traffic::http_requests;
+use lvslab_harness::traffic::{http_requests, udp_requests};
 use lvslab_netns::journal::{Journal, NETNS_DIR};
 use lvslab_netns::plan::netns_name;
 use lvslab_netns::Netns;
@@ -31,9 +31,9 @@ const MAX_COUNT: u64 = 100_000;
 pub fn traffic(a: &TrafficArgs<'_>) -> anyhow::Result<ExitCode> {
     require_root("lvslab traffic")?;
     check_instance_name(a.instance)?;
-    if a.proto != "tcp" {
+    if a.proto != "tcp" && a.proto != "udp" {
         bail!(
-            "--proto {}: only tcp (HTTP requests to the lab's servers) is implemented so far",
+            "--proto {}: tcp (HTTP to the lab's http servers) or udp (to its udp-echo servers)",
             a.proto
         );
     }
@@ -68,18 +68,20 @@ pub fn traffic(a: &TrafficArgs<'_>) -> anyhow::Result<ExitCode> {
     let path = PathBuf::from(NETNS_DIR).join(netns_name(a.instance, from));
     let ns = Netns::open(&path)
         .with_context(|| format!("node `{from}` of instance `{}`", a.instance))?;
-    let summary = http_requests(
-        &ns,
-        from,
-        SocketAddr::new(to, port),
-        a.count,
-        Duration::from_secs(3),
-    );
+    let target = SocketAddr::new(to, port);
+    let summary = if a.proto == "udp" {
+        udp_requests(&ns, from, target, a.count, Duration::from_secs(2))
+    } else {
+        http_requests(&ns, from, target, a.count, Duration::from_secs(3))
+    };
     if a.json {
         let v = serde_json::json!({ "ok": summary.ok, "failed": summary.failed, "by_server": summary.by_server });
         println!("{v}");
     } else {
-        println!("{} requests from {from} to {to}:{port}", a.count);
+        println!(
+            "{} {} requests from {from} to {to}:{port}",
+            a.count, a.proto
+        );
         print!("{}", summary.histogram());
     }
     Ok(if summary.failed == 0 {

@@ -105,6 +105,7 @@ table ip lvslab {
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
 		ip daddr 198.51.100.2 tcp dport 80 dnat to 192.168.80.10:80
+		ip daddr 198.51.100.2 udp dport 53 dnat to 192.168.80.10:53
 	}
 }
 NFT
