@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use lvslab_netns::apply::LabInstance;
 use lvslab_netns::{AddressInfo, LinkInfo, NeighbourInfo, RouteInfo};
 use lvslab_pcap::decode::PacketSummary;
-use lvslab_spec::lb::{ForwardMethod, ServiceKey};
+use lvslab_spec::lb::{ForwardMethod, Protocol, ServiceKey};
 use lvslab_spec::model::{Endpoint, Lab, NatRule, Prefix, Role};
 
 use crate::balancer::Dataplane;
@@ -281,6 +281,15 @@ fn indent(text: &str) -> String {
         .map(|l| format!("  {l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// "the director" or "the director dir2", so a node named `director` is not named twice.
+fn director_label(name: &str) -> String {
+    if name == "director" {
+        "the director".into()
+    } else {
+        format!("the director {name}")
+    }
 }
 
 /// A real server of a service, with what the rules need.
@@ -620,10 +629,11 @@ fn nat_gateway(lab: &Lab, ev: &Evidence, replies: &[IpAddr], out: &mut Vec<Diagn
                 cause_id: "nat.rs-gateway-not-director",
                 node: rs.node.into(),
                 summary: format!(
-                    "NAT real server {} sends replies to {dst} via {gw} ({owner}), not via the \
-                     director {}, so they are never rewritten back to the VIP and the client \
-                     drops them; route them through the director (`ip route replace default via {director_addr}`)",
-                    rs.node, rs.director
+                    "NAT real server {} sends replies to {dst} via {gw} ({owner}), not via {}, \
+                     so they are never rewritten back to the VIP and the client drops them; \
+                     route them through the director (`ip route replace default via {director_addr}`)",
+                    rs.node,
+                    director_label(rs.director)
                 ),
                 evidence: vec![format!("{}: {r}", rs.node)],
                 likelihood: 90,
@@ -958,10 +968,11 @@ fn dr_gateway_is_director(lab: &Lab, ev: &Evidence, replies: &[IpAddr], out: &mu
             cause_id: "dr.rs-gateway-is-director",
             node: rs.node.into(),
             summary: format!(
-                "{} sends its replies to {dst} via the director {} ({gw}); in DR/TUN the replies \
-                 carry the director's own VIP as source and are dropped there as martians; route \
-                 them via the router instead",
-                rs.node, rs.director
+                "{} sends its replies to {dst} via {} ({gw}); in DR/TUN the replies carry the \
+                 director's own VIP as source and are dropped there as martians; route them via \
+                 the router instead",
+                rs.node,
+                director_label(rs.director)
             ),
             evidence: vec![format!("{}: {r}", rs.node)],
             likelihood: 70,
@@ -970,39 +981,49 @@ fn dr_gateway_is_director(lab: &Lab, ev: &Evidence, replies: &[IpAddr], out: &mu
 }
 
 fn dnat_target(lab: &Lab, out: &mut Vec<Diagnosis>) {
-    let services: Vec<(IpAddr, u16)> = lab
+    // Only the DNAT that carries the lab's own traffic is judged: a lab may forward other
+    // ports for services a user adds by hand later.
+    let Some(t) = &lab.traffic else { return };
+    let services: Vec<(Protocol, IpAddr, u16)> = lab
         .services
         .iter()
         .filter_map(|s| match s.config.key {
-            ServiceKey::Addr { addr, port, .. } => Some((addr, port)),
+            ServiceKey::Addr {
+                protocol,
+                addr,
+                port,
+            } => Some((protocol, addr, port)),
             ServiceKey::Fwmark { .. } => None,
         })
         .collect();
     let vips = vips(lab);
+    let listing = services
+        .iter()
+        .map(|(p, a, port)| format!("{} {a}:{port}", p.listing_name()))
+        .collect::<Vec<_>>()
+        .join(", ");
     for node in &lab.nodes {
         for rule in &node.nat {
             let NatRule::Dnat {
+                protocol,
                 destination,
                 port,
                 to,
                 to_port,
-                ..
             } = rule
             else {
                 continue;
             };
-            let carries_traffic = lab
-                .traffic
-                .as_ref()
-                .is_some_and(|t| t.to == *destination && t.port == *port);
-            if !carries_traffic && !vips.contains(to) {
-                // A DNAT unrelated to the service is none of our business.
-                if !services.iter().any(|(_, p)| p == to_port) {
-                    continue;
-                }
+            if !(*protocol == t.protocol && *destination == t.to && *port == t.port) {
+                continue;
             }
-            let owner = lab.label_of(to).unwrap_or_else(|| "no node".into());
+            let rewrite = format!(
+                "{}: dnat {} {destination}:{port} → {to}:{to_port}; services: {listing}",
+                node.name,
+                protocol.listing_name()
+            );
             if !vips.contains(to) {
+                let owner = lab.label_of(to).unwrap_or_else(|| "no node".into());
                 out.push(Diagnosis {
                     cause_id: "fw.dnat-not-vip",
                     node: node.name.clone(),
@@ -1016,18 +1037,10 @@ fn dnat_target(lab: &Lab, out: &mut Vec<Diagnosis>) {
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
-                    evidence: vec![format!(
-                        "{}: dnat {destination}:{port} → {to}:{to_port}; services: {}",
-                        node.name,
-                        services
-                            .iter()
-                            .map(|(a, p)| format!("{a}:{p}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )],
+                    evidence: vec![rewrite],
                     likelihood: 88,
                 });
-            } else if !services.contains(&(*to, *to_port)) {
+            } else if !services.contains(&(*protocol, *to, *to_port)) {
                 out.push(Diagnosis {
                     cause_id: "fw.dnat-wrong-port",
                     node: node.name.clone(),
@@ -1036,10 +1049,7 @@ fn dnat_target(lab: &Lab, out: &mut Vec<Diagnosis>) {
                          service on {to} does not listen on; DNAT to the service's port",
                         node.name
                     ),
-                    evidence: vec![format!(
-                        "{}: dnat {destination}:{port} → {to}:{to_port}",
-                        node.name
-                    )],
+                    evidence: vec![rewrite],
                     likelihood: 80,
                 });
             }
@@ -1374,6 +1384,30 @@ mod tests {
         }
         let d = diagnose(&l, &model_evidence(&l));
         assert_eq!(causes(&d)[0], ("fw.dnat-not-vip", "firewall"));
+    }
+
+    #[test]
+    fn dnat_of_other_ports_is_not_judged() {
+        let mut l = lab("nat");
+        let fw = l
+            .nodes
+            .iter_mut()
+            .find(|n| n.name == "firewall")
+            .expect("firewall");
+        let Some(NatRule::Dnat {
+            destination, to, ..
+        }) = fw.nat.first().cloned()
+        else {
+            panic!("the nat lab's firewall DNATs");
+        };
+        fw.nat.push(NatRule::Dnat {
+            protocol: Protocol::Udp,
+            destination,
+            port: 53,
+            to,
+            to_port: 53,
+        });
+        assert!(diagnose(&l, &model_evidence(&l)).is_empty());
     }
 
     #[test]
