@@ -532,6 +532,8 @@ fn run_in_vm(
             opts.scratch = Some(root.to_path_buf());
         }
     }
+    // The trial writes its captures in the guest into a directory the host reads back.
+    crate::packets::prepare_vm(spec, &mut opts)?;
     let out = lvslab_vm::run(&opts, argv).map_err(|e| format!("VM: {e}"))?;
     log.push(format!(
         "ran in a {} guest ({:?}): booted in {} ms, {} ms in all",
