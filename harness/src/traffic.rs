@@ -44,6 +44,26 @@ pub fn http_requests(
     count: u64,
     timeout: Duration,
 ) -> TrafficSummary {
+    requests(count, |_| http_get(ns, from, to, timeout))
+}
+
+/// Sends `count` UDP datagrams from `ns`, each from a new source port, to a `udp-echo`
+/// service at `to`, giving up like [`http_requests`].
+pub fn udp_requests(
+    ns: &Netns,
+    from: &str,
+    to: SocketAddr,
+    count: u64,
+    timeout: Duration,
+) -> TrafficSummary {
+    requests(count, |seq| udp_ask(ns, from, to, seq, timeout))
+}
+
+/// Runs `count` requests, each answering with the name of the server that answered.
+fn requests(
+    count: u64,
+    mut ask: impl FnMut(u64) -> Result<String, lvslab_netns::traffic::TrafficError>,
+) -> TrafficSummary {
     let mut s = TrafficSummary::default();
     for i in 0..count {
         if s.failed >= GIVE_UP_AFTER {
@@ -54,34 +74,7 @@ pub fn http_requests(
             ));
             break;
         }
-        match http_get(ns, from, to, timeout) {
-            Ok(who) => {
-                s.ok += 1;
-                *s.by_server.entry(who).or_default() += 1;
-            }
-            Err(e) => {
-                s.failed += 1;
-                if s.errors.len() < KEEP_ERRORS {
-                    s.errors.push(e.to_string());
-                }
-            }
-        }
-    }
-    s
-}
-
-/// Sends `count` UDP datagrams from `ns`, each from a new source port, to a `udp-echo`
-/// service at `to`.
-pub fn udp_requests(
-    ns: &Netns,
-    from: &str,
-    to: SocketAddr,
-    count: u64,
-    timeout: Duration,
-) -> TrafficSummary {
-    let mut s = TrafficSummary::default();
-    for seq in 0..count {
-        match udp_ask(ns, from, to, seq, timeout) {
+        match ask(i) {
             Ok(who) => {
                 s.ok += 1;
                 *s.by_server.entry(who).or_default() += 1;

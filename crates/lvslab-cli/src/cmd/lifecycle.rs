@@ -103,15 +103,7 @@ pub fn up(
     if dataplane == DataplaneArg::Kernel {
         // Kernel IPVS state lives in the director's namespace and outlives this command.
         if let Err(e) = crate::cmd::ipvsadm::install_kernel(&l, &built) {
-            let errors = built.teardown();
-            bail!(
-                "{e:#}{}",
-                if errors.is_empty() {
-                    String::new()
-                } else {
-                    format!("\nteardown: {}", errors.join("; "))
-                }
-            );
+            return Err(abandon(built, e));
         }
     }
 
@@ -125,26 +117,10 @@ pub fn up(
         wait_ready(&dir, pid)
     };
     if let Err(e) = spawned {
-        let errors = built.teardown();
-        bail!(
-            "{e:#}{}",
-            if errors.is_empty() {
-                String::new()
-            } else {
-                format!("\nteardown: {}", errors.join("; "))
-            }
-        );
+        return Err(abandon(built, e));
     }
     if cancel.load(Ordering::Relaxed) {
-        let errors = built.teardown();
-        bail!(
-            "interrupted; the lab was removed{}",
-            if errors.is_empty() {
-                String::new()
-            } else {
-                format!(" (teardown: {})", errors.join("; "))
-            }
-        );
+        return Err(abandon(built, "interrupted; the lab was removed"));
     }
     let _journal = built.detach();
     println!(
@@ -168,6 +144,17 @@ pub fn up(
     );
     println!("stop: lvslab down {instance}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Removes a half-started instance and says why it was given up, with any teardown
+/// problems.
+fn abandon(built: lvslab_netns::apply::LabInstance, e: impl std::fmt::Display) -> anyhow::Error {
+    let errors = built.teardown();
+    if errors.is_empty() {
+        anyhow::anyhow!("{e:#}")
+    } else {
+        anyhow::anyhow!("{e:#}\nteardown: {}", errors.join("; "))
+    }
 }
 
 fn spawn_daemon(instance: &str, dir: &Path) -> anyhow::Result<i32> {
