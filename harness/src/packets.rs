@@ -627,6 +627,8 @@ pub struct CaptureCheck {
     /// TCP flows already under way when the capture was armed (their first sighting is
     /// not a SYN): stragglers of the trial's checks, not checked.
     pub unchecked: usize,
+    /// Flows of other protocols than the service's (IGMP, ICMP echo…), not checked.
+    pub other_protocols: usize,
 }
 
 /// ICMP type of a redirect.
@@ -708,9 +710,17 @@ pub fn check_capture(
         ..CorrelateOptions::default()
     };
     let summaries: Vec<_> = decode_capture(capture);
-    let (mut flows, before): (Vec<Flow>, Vec<Flow>) = correlate(&summaries, &opts)
-        .into_iter()
-        .partition(|f| !began_before_capture(f));
+    // Only flows of the service's protocol: multicast reports and the like cross the
+    // director too, and the mode rules would read them as requests it dropped.
+    let (flows, other): (Vec<Flow>, Vec<Flow>) =
+        correlate(&summaries, &opts).into_iter().partition(|f| {
+            f.hops
+                .first()
+                .and_then(|h| h.summary.inner())
+                .is_some_and(|ip| ip.proto == roles.proto)
+        });
+    let (mut flows, before): (Vec<Flow>, Vec<Flow>) =
+        flows.into_iter().partition(|f| !began_before_capture(f));
     let redirects = take_redirects(&mut flows, roles);
     let outcome = rules::check(&flows, roles);
     let analysis = Analysis {
@@ -734,6 +744,7 @@ pub fn check_capture(
         findings,
         hops_checked,
         unchecked: before.len(),
+        other_protocols: other.len(),
     }
 }
 
