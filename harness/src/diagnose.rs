@@ -337,20 +337,11 @@ fn vips(lab: &Lab) -> Vec<IpAddr> {
     out
 }
 
-/// The addresses real servers and directors send replies to: the traffic source's own
-/// addresses, plus every address a source-NAT rule on the way rewrites clients to.
+/// The addresses real servers and directors send replies to, most telling first: every
+/// address a source-NAT rule on the way rewrites clients to (what the servers really see),
+/// then the traffic source's own addresses.
 fn reply_destinations(lab: &Lab) -> Vec<IpAddr> {
     let mut out = Vec::new();
-    if let Some(t) = &lab.traffic {
-        if let Some(n) = lab.node(&t.from) {
-            out.extend(
-                n.interfaces
-                    .iter()
-                    .filter(|(i, _)| i.as_str() != "lo")
-                    .flat_map(|(_, p)| p.iter().map(|p| p.addr)),
-            );
-        }
-    }
     for n in &lab.nodes {
         for rule in &n.nat {
             match rule {
@@ -363,8 +354,22 @@ fn reply_destinations(lab: &Lab) -> Vec<IpAddr> {
             }
         }
     }
-    out.sort();
-    out.dedup();
+    if let Some(t) = &lab.traffic {
+        if let Some(n) = lab.node(&t.from) {
+            out.extend(
+                n.interfaces
+                    .iter()
+                    .filter(|(i, _)| i.as_str() != "lo")
+                    .flat_map(|(_, p)| p.iter().map(|p| p.addr)),
+            );
+        }
+    }
+    let mut seen = Vec::new();
+    out.retain(|a| {
+        let new = !seen.contains(a);
+        seen.push(*a);
+        new
+    });
     out
 }
 

@@ -196,7 +196,8 @@ fn default_via(gateway: &str) -> Value {
 
 /// Writes the mutated lab to `dir/<variant>/lab.toml` (`dir` holds nothing else) and
 /// returns its userspace dataplane trial as the harness collects it, with its skip reason.
-fn prepare(v: &Variant, labs: &Path, dir: &Path) -> Result<TrialSpec, String> {
+/// The lab is renamed to `lab_name`, so variants of one lab keep their captures apart.
+fn prepare(v: &Variant, lab_name: &str, labs: &Path, dir: &Path) -> Result<TrialSpec, String> {
     let shipped = labs.join(v.base).join("lab.toml");
     let text = std::fs::read_to_string(&shipped)
         .map_err(|e| format!("read {}: {e}", shipped.display()))?;
@@ -204,6 +205,11 @@ fn prepare(v: &Variant, labs: &Path, dir: &Path) -> Result<TrialSpec, String> {
         .parse()
         .map_err(|e| format!("parse {}: {e}", shipped.display()))?;
     (v.mutate)(&mut table).map_err(|e| format!("mutate {}: {e}", v.base))?;
+    table
+        .get_mut("lab")
+        .and_then(Value::as_table_mut)
+        .ok_or_else(|| format!("{} has no [lab]", shipped.display()))?
+        .insert("name".into(), lab_name.into());
     let folder = dir.join(v.name);
     std::fs::create_dir_all(&folder).map_err(|e| format!("create {}: {e}", folder.display()))?;
     let text = format!(
@@ -268,8 +274,10 @@ fn main() {
     let labs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../labs");
     let root = nix::unistd::geteuid().is_root();
     let dir = std::env::temp_dir().join(format!("lvslab-broken-{}", std::process::id()));
+    // Captures of broken labs are evidence for this run only.
+    lvslab_harness::packets::set_capture_root(dir.join("captures"));
     let mut trials = Vec::new();
-    for v in variants() {
+    for (i, v) in variants().into_iter().enumerate() {
         let name = format!("broken::{}", v.name);
         if !root {
             eprintln!("skipping {name}: needs root (network namespaces): run the tests with sudo");
@@ -282,7 +290,7 @@ fn main() {
             continue;
         }
         // Each variant gets its own labs folder, so collection sees only it.
-        match prepare(&v, &labs, &dir.join(v.name)) {
+        match prepare(&v, &format!("b{i}-{}", v.base), &labs, &dir.join(v.name)) {
             Ok(spec) => {
                 if let Some(why) = &spec.skip {
                     eprintln!("skipping {name}: {why}");
