@@ -1319,24 +1319,194 @@ impl Expectations {
 
     fn describe(&self, e: &HopExpectation) -> String {
         let dir = match e.direction {
-            Some(Direction::Request) => " request",
-            Some(Direction::Reply) => " reply",
-            None => "",
+            Some(Direction::Request) => "requests",
+            Some(Direction::Reply) => "replies",
+            None => "packets",
         };
         let mut s = format!(
-            "{}:{} expects {}{dir} sightings at {}",
+            "{}:{}: {dir} at {} must have {}",
             self.file.display(),
             e.line,
+            e.point,
             e.fields
                 .iter()
                 .map(|f| format!("{} = {}", f.path, f.label))
                 .collect::<Vec<_>>()
-                .join(", "),
-            e.point
+                .join(", ")
         );
         if let Some(n) = &e.note {
             s.push_str(&format!(" ({n})"));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first two connections of a real `userspace::nat` trial (instance `u-nat`), cut
+    /// with `editcap -r capture.pcapng out 1-155` right before the third connection's SYN.
+    const NAT_CAPTURE: &[u8] = include_bytes!("../tests/fixtures/nat-userspace-2flows.pcapng");
+
+    fn labs() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../labs")
+    }
+
+    fn nat_lab() -> Lab {
+        lvslab_spec::load_lab(&labs().join("nat/lab.toml"), &[]).expect("the nat lab loads")
+    }
+
+    fn nat_capture() -> Capture {
+        Capture::from_pcapng(NAT_CAPTURE).expect("the fixture is pcapng")
+    }
+
+    #[test]
+    fn roles_come_from_the_lab_model() {
+        let lab = nat_lab();
+        let r = roles(&lab, "u-nat").expect("roles");
+        let addr = |n: &str, i: &str| lab.node(n).and_then(|n| n.first_address(i));
+        assert_eq!(r.mode, Mode::Nat);
+        assert_eq!(Some(IpAddr::V4(r.vip)), addr("director", "eth0"));
+        assert_eq!(r.vport, 80);
+        assert_eq!(r.proto, 6);
+        assert_eq!(r.director.node, "director");
+        assert_eq!(
+            r.director.macs.get("director:eth0"),
+            Some(&Mac(mac_of("u-nat", "director", "eth0").0))
+        );
+        let names: Vec<&str> = r.real_servers.iter().map(|s| s.point.as_str()).collect();
+        assert_eq!(names, ["rs1:eth0", "rs2:eth0", "rs3:eth0"]);
+        assert_eq!(Some(IpAddr::V4(r.real_servers[0].rip)), addr("rs1", "eth0"));
+        assert_eq!(r.real_servers[0].port, 8080);
+        // The client, and the ISP that masquerades it.
+        assert!(r
+            .client_addrs
+            .iter()
+            .any(|a| Some(IpAddr::V4(*a)) == addr("client", "eth0")));
+        assert!(r
+            .client_addrs
+            .iter()
+            .any(|a| Some(IpAddr::V4(*a)) == addr("isp", "eth1")));
+    }
+
+    #[test]
+    fn a_real_nat_capture_passes_the_nat_rules_and_the_lab_expectations() {
+        let lab = nat_lab();
+        let r = roles(&lab, "u-nat").expect("roles");
+        let e = Expectations::load(&labs().join("nat").join(EXPECT_FILE), &lab, "u-nat")
+            .expect("expect.toml parses")
+            .expect("the nat lab has an expect.toml");
+        let c = check_capture(&nat_capture(), &capture_points(&lab), &r, Some(&e), None);
+        assert_eq!(c.findings, Vec::<Finding>::new());
+        assert_eq!(c.analysis.outcome.flows_checked, 2);
+        assert!(c.hops_checked > c.analysis.outcome.hops_checked);
+    }
+
+    #[test]
+    fn dr_roles_on_a_nat_capture_fail_with_the_fields_nat_rewrote() {
+        let lab = nat_lab();
+        let mut r = roles(&lab, "u-nat").expect("roles");
+        r.mode = Mode::Dr;
+        let c = check_capture(&nat_capture(), &capture_points(&lab), &r, None, None);
+        let rips: Vec<String> = r.real_servers.iter().map(|s| s.rip.to_string()).collect();
+        // DR leaves the destination alone: the NAT director rewrote it to a real server.
+        let dst = c
+            .findings
+            .iter()
+            .filter(|f| f.rule == "dr.request")
+            .flat_map(|f| &f.diffs)
+            .find(|d| d.path == "ipv4.dst")
+            .expect("a dr.request finding on ipv4.dst");
+        assert_eq!(dst.expected, r.vip.to_string());
+        assert!(rips.contains(&dst.actual), "{dst}");
+        // …and the port: 80 became the real server's 8080.
+        assert!(c
+            .findings
+            .iter()
+            .flat_map(|f| &f.diffs)
+            .any(|d| d.path == "tcp.dport" && d.expected == "80" && d.actual == "8080"));
+        // DR replies bypass the director; NAT replies cross it.
+        let reply = c
+            .findings
+            .iter()
+            .find(|f| f.rule == "dr.reply")
+            .expect("a dr.reply finding");
+        assert!(reply.diffs.iter().any(|d| d.path == "route"), "{reply}");
+    }
+
+    #[test]
+    fn expectations_resolve_references_and_fail_on_the_wrong_source() {
+        let lab = nat_lab();
+        let text =
+            "[[hop]]\npoint = \"rs*:eth0\"\ndirection = \"request\"\nipv4.src = \"client:eth0\"\n";
+        let e =
+            Expectations::parse(Path::new("x/expect.toml"), text, &lab, "u-nat").expect("valid");
+        assert_eq!(e.hops[0].fields[0].allowed, ["192.168.10.1"]);
+        let r = roles(&lab, "u-nat").expect("roles");
+        let c = check_capture(&nat_capture(), &capture_points(&lab), &r, Some(&e), None);
+        let f = c
+            .findings
+            .iter()
+            .find(|f| f.rule == "expect.hop")
+            .expect("the masqueraded source is not the client's");
+        assert!(f.message.contains("x/expect.toml:2"), "{}", f.message);
+        let d = &f.diffs[0];
+        assert_eq!(
+            (d.path.as_str(), d.actual.as_str()),
+            ("ipv4.src", "198.51.100.1")
+        );
+    }
+
+    #[test]
+    fn expect_errors_name_file_line_and_field() {
+        let lab = nat_lab();
+        let file = Path::new("labs/nat/expect.toml");
+        let unknown = "[[hop]]\npoint = \"rs1:eth0\"\nipv4.srcx = \"vip\"\n";
+        let e = Expectations::parse(file, unknown, &lab, "u-nat").expect_err("unknown field");
+        let text = e.to_string();
+        assert!(text.contains("labs/nat/expect.toml:3:"), "{text}");
+        assert!(text.contains("srcx"), "{text}");
+
+        let bad_ref = "[[hop]]\npoint = \"rs1:eth0\"\n\nipv4.src = \"nosuch:eth0\"\n";
+        let e = Expectations::parse(file, bad_ref, &lab, "u-nat").expect_err("bad reference");
+        assert_eq!((e.0[0].line, e.0[0].path.as_str()), (4, "hop[0].ipv4.src"));
+        assert!(e.0[0].message.contains("no node named nosuch"), "{e}");
+
+        let literal = "[[hop]]\npoint = \"rs1:eth0\"\nipv4.src = \"192.168.10.1\"\n";
+        assert!(Expectations::parse(file, literal, &lab, "u-nat").is_err());
+
+        let nowhere = "[[hop]]\npoint = \"rs9:*\"\nipv4.src = \"vip\"\n";
+        let e = Expectations::parse(file, nowhere, &lab, "u-nat").expect_err("no such point");
+        assert_eq!((e.0[0].line, e.0[0].col), (2, 9));
+    }
+
+    #[test]
+    fn every_shipped_expect_file_resolves() {
+        for lab_file in crate::trials::lab_files(&labs()) {
+            let lab = lvslab_spec::load_lab(&lab_file, &[]).expect("lab loads");
+            let path = lab_file.with_file_name(EXPECT_FILE);
+            Expectations::load(&path, &lab, "u-x").unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    #[test]
+    fn globs_match_whole_points() {
+        assert!(point_matches("rs*:eth0", "rs12:eth0"));
+        assert!(point_matches("*:tunl0", "rs1:tunl0"));
+        assert!(!point_matches("rs*:eth0", "rs1:eth1"));
+        assert!(!point_matches("rs1:eth0", "rs1:eth00"));
+        assert!(point_matches("rs1:eth0", "rs1:eth0"));
+    }
+
+    #[test]
+    fn shares_add_up_over_phases_or_give_none() {
+        let a: BTreeMap<String, u64> = [("rs1".to_string(), 3)].into();
+        let b: BTreeMap<String, u64> = [("rs1".to_string(), 2)].into();
+        assert_eq!(
+            sum_shares(&[Some(a.clone()), Some(b)]),
+            Some([("rs1".to_string(), 5)].into())
+        );
+        assert_eq!(sum_shares(&[Some(a), None]), None);
     }
 }
