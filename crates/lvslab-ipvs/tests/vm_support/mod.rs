@@ -152,7 +152,7 @@ fn boot(selected: &[&str], modules: &[&str]) -> Result<GuestRun, String> {
         String::from_utf8_lossy(&outcome.stdout),
         String::from_utf8_lossy(&outcome.stderr),
     );
-    println!("{}", summary.lines().next().unwrap_or_default());
+    println!("{summary}");
     Ok(GuestRun { scratch, summary })
 }
 
