@@ -880,10 +880,11 @@ fn director_vip(lab: &Lab, ev: &Evidence, out: &mut Vec<Diagnosis>) {
             continue;
         }
         let (likelihood, note) = match ev.dataplane {
+            // The userspace engine answers ARP for its VIPs itself: not a fault there.
             Some(Dataplane::Userspace) => (
-                55,
-                "the userspace director does not need it to balance, but without it nothing \
-                 answers ARP for the VIP on the director's segment",
+                15,
+                "the userspace director answers ARP for the VIP itself, but kernel IPVS only \
+                 sees packets delivered locally (LOCAL_IN)",
             ),
             _ => (
                 85,
@@ -1389,6 +1390,38 @@ mod tests {
         }
         let d = diagnose(&l, &model_evidence(&l));
         assert_eq!(causes(&d)[0], ("fw.dnat-not-vip", "firewall"));
+    }
+
+    #[test]
+    fn director_without_the_vip_matters_on_the_kernel_dataplane() {
+        let l = lab("dr");
+        let mut ev = model_evidence(&l);
+        let vip = vips(&l)[0];
+        node_mut(&mut ev, "director")
+            .addresses
+            .retain(|a| a.addr != vip);
+        let d = diagnose(&l, &ev);
+        assert_eq!(causes(&d)[0], ("director.vip-not-local", "director"));
+        assert_eq!(d[0].likelihood, 85);
+        let d = diagnose(&l, &ev.with_dataplane(Dataplane::Userspace));
+        assert_eq!(d[0].likelihood, 15);
+    }
+
+    #[test]
+    fn render_names_cause_and_evidence_or_says_none_matched() {
+        let d = Diagnosis {
+            cause_id: "forwarding-off",
+            node: "isp".into(),
+            summary: "IP forwarding is off on isp".into(),
+            evidence: vec!["isp: net.ipv4.ip_forward = 0".into()],
+            likelihood: 88,
+        };
+        assert_eq!(
+            render(&[d]),
+            "likely cause [forwarding-off]: IP forwarding is off on isp\n    evidence: isp: \
+             net.ipv4.ip_forward = 0"
+        );
+        assert!(render(&[]).contains("none of the classic LVS mistakes"));
     }
 
     #[test]

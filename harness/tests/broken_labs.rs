@@ -157,6 +157,19 @@ fn variants() -> Vec<Variant> {
             cause_id: "tun.rs-missing-vip",
             node: "rs2",
         },
+        Variant {
+            name: "tun-rs1-no-route-back",
+            base: "tun",
+            what: "rs1 loses its default route: replies to the client have nowhere to go",
+            mutate: |t| {
+                node(t, "rs1")?
+                    .remove("routes")
+                    .map(|_| ())
+                    .ok_or("rs1 has no routes to remove".into())
+            },
+            cause_id: "no-route-to-client",
+            node: "rs1",
+        },
     ]
 }
 
@@ -223,11 +236,9 @@ fn prepare(v: &Variant, lab_name: &str, labs: &Path, dir: &Path) -> Result<Trial
     lvslab_harness::collect(dir)
         .into_iter()
         .find(|s| s.params.is_empty() && s.kind == TrialKind::Dataplane(Dataplane::Userspace))
-        .ok_or_else(|| {
-            format!(
-                "no userspace trial collected for {} (does the mutated lab still load?)",
-                file.display()
-            )
+        .ok_or_else(|| match lvslab_spec::load_lab(&file, &[]) {
+            Err(e) => format!("the mutated lab does not load: {e}"),
+            Ok(_) => format!("no userspace trial collected for {}", file.display()),
         })
 }
 
