@@ -127,6 +127,9 @@ enum Command {
     Test {
         /// Labs to test (default: all).
         labs_to_test: Vec<String>,
+        /// Which dataplane trials run; `all` also runs the topology and plan-replay trials.
+        #[arg(long, value_enum, default_value = "all")]
+        dataplane: cmd::test::DataplaneChoice,
         /// Where the reports go (default: captures/<run>/).
         #[arg(long)]
         report: Option<PathBuf>,
@@ -244,8 +247,9 @@ fn main() -> ExitCode {
         Command::Doctor { json } => cmd::doctor::doctor(json),
         Command::Test {
             labs_to_test,
+            dataplane,
             report,
-        } => cmd::test::test(&labs, &labs_to_test, report.as_deref()),
+        } => cmd::test::test(&labs, &labs_to_test, dataplane, report.as_deref()),
         Command::Capture {
             instance,
             point,

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use lvslab_harness::{collect, run_trial};
+use lvslab_harness::balancer::Dataplane;
+use lvslab_harness::packets::{self, PacketReport};
+use lvslab_harness::{collect, run_trial, TrialKind, TrialSpec};
 use lvslab_pcap::report::{render_terminal, RunReport, TrialReport, TrialResult};
 
 use super::require_root;
@@ -35,13 +37,71 @@ fn run_id() -> String {
     )
 }
 
-pub fn test(labs: &Path, only: &[String], report_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+/// Which trials `lvslab test --dataplane` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DataplaneChoice {
+    /// The userspace director's trials.
+    Userspace,
+    /// Kernel IPVS trials (in the VM when this kernel has no IPVS).
+    Kernel,
+    /// Every trial: topology, plan replay and both dataplanes.
+    All,
+}
+
+impl DataplaneChoice {
+    fn wants(self, kind: TrialKind) -> bool {
+        match self {
+            DataplaneChoice::All => true,
+            DataplaneChoice::Userspace => kind == TrialKind::Dataplane(Dataplane::Userspace),
+            DataplaneChoice::Kernel => kind == TrialKind::Dataplane(Dataplane::Kernel),
+        }
+    }
+}
+
+/// Fills a dataplane trial's report from what its captures showed (`packets.json`, written
+/// by the trial itself, on the host or in the VM).
+fn add_packets(t: &mut TrialReport, spec: &TrialSpec) {
+    let Some(dir) = packets::spec_capture_dir(spec) else {
+        return;
+    };
+    match PacketReport::read(&dir) {
+        None => t.errors.push(format!(
+            "no {} in {}: the trial ended before its captures were checked",
+            packets::REPORT_FILE,
+            dir.display()
+        )),
+        Some(Err(e)) => t.errors.push(e),
+        Some(Ok(pk)) => {
+            t.packets = pk.packets;
+            t.hops_checked = pk.hops_checked;
+            // The host's path: in the VM the same directory was shared at the same path.
+            let file = dir.join(packets::CAPTURE_FILE);
+            if file.is_file() {
+                t.captures.push(file.display().to_string());
+            }
+            t.findings = pk.findings;
+            t.flows = pk.flows;
+            t.errors.extend(pk.errors);
+        }
+    }
+}
+
+pub fn test(
+    labs: &Path,
+    only: &[String],
+    dataplane: DataplaneChoice,
+    report_dir: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     require_root("lvslab test")?;
     let run = run_id();
     let dir: PathBuf =
         report_dir.map_or_else(|| PathBuf::from("captures").join(&run), Path::to_path_buf);
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    // Captures go under the report directory: <report>/<lab>/<dataplane>/capture.pcapng.
+    packets::set_capture_root(dir.clone());
     let specs: Vec<_> = collect(labs)
         .into_iter()
+        .filter(|s| dataplane.wants(s.kind))
         .filter(|s| {
             only.is_empty()
                 || only.iter().any(|o| {
@@ -105,27 +165,31 @@ pub fn test(labs: &Path, only: &[String], report_dir: Option<&Path>) -> anyhow::
                 name.into(),
             ]
         });
+        t.hops_checked = out.checks as u64;
+        add_packets(&mut t, spec);
+        let passed = out.passed && t.errors.is_empty() && t.findings.is_empty();
         println!(
-            "{} {} ({:.1?})",
-            if out.passed { "ok     " } else { "FAILED " },
+            "{} {} ({:.1?}){}",
+            if passed { "ok     " } else { "FAILED " },
             spec.name,
-            out.duration
+            out.duration,
+            if t.packets > 0 {
+                format!(", {} packets, {} hops checked", t.packets, t.hops_checked)
+            } else {
+                String::new()
+            }
         );
-        if !out.passed {
+        if !passed {
             failed += 1;
             for l in &out.log {
                 println!("    {l}");
             }
             t.result = TrialResult::Failed;
-            t.errors = out
-                .log
-                .iter()
-                .filter(|l| l.starts_with("FAILED"))
-                .cloned()
-                .collect();
+            // Findings are reported on their own; the log's failure lines say the rest.
+            t.errors
+                .extend(out.log.iter().filter(|l| l.starts_with("FAILED")).cloned());
         }
         t.duration_ms = out.duration.as_millis() as u64;
-        t.hops_checked = out.checks as u64;
         let log_path = dir.join(format!(
             "{}.log",
             spec.name
@@ -133,7 +197,6 @@ pub fn test(labs: &Path, only: &[String], report_dir: Option<&Path>) -> anyhow::
                 .replace(['[', ']', '=', ','], "_")
         ));
         t.log = Some(log_path.display().to_string());
-        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         std::fs::write(&log_path, out.log.join("\n") + "\n")
             .with_context(|| format!("write {}", log_path.display()))?;
         report.trials.push(t);
@@ -144,7 +207,7 @@ pub fn test(labs: &Path, only: &[String], report_dir: Option<&Path>) -> anyhow::
         .write_all(&dir)
         .with_context(|| format!("write the reports to {}", dir.display()))?;
     println!(
-        "reports: {}/report.json, junit.xml, report.html",
+        "reports: {0}/report.json, {0}/junit.xml, {0}/report.html; captures under {0}/<lab>/<dataplane>/",
         dir.display()
     );
     let ignored = report
