@@ -74,7 +74,14 @@ pub fn main(trials: &[(&'static str, Check)], modules: &'static [&'static str]) 
             .with_ignored_flag(ignored)
         })
         .collect();
-    libtest_mimic::run(&args, collected).exit();
+    let conclusion = libtest_mimic::run(&args, collected);
+    if let Some(Ok(run)) = GUEST.get() {
+        // Verdicts are read; the scratch directory is ours alone.
+        if let Err(e) = std::fs::remove_dir_all(&run.scratch) {
+            eprintln!("cannot remove {}: {e}", run.scratch.display());
+        }
+    }
+    conclusion.exit();
 }
 
 /// libtest-mimic's own selection rule (filter, `--exact`, `--skip`).
