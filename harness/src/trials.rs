@@ -742,9 +742,7 @@ fn dataplane(
             })
             .count() as u64;
         let want_conns = TRIAL_REQUESTS * phases.len() as u64 + check_conns;
-        // Every connection is still in the table (closed ones wait in TIME_WAIT or
-        // FIN_WAIT for two minutes), so active + inactive must equal what was made.
-        // Kernel IPVS folds its per-CPU `conns` counters into what it reports only when
+        // The `conns` counter must equal what was made. Kernel IPVS folds its per-CPU `conns` counters into what it reports only when
         // its rate estimator runs (every 2 s), so that figure may lag: wait for it.
         let deadline = Instant::now() + Duration::from_secs(8);
         let (in_table, conns) = loop {
@@ -763,18 +761,21 @@ fn dataplane(
             }
             std::thread::sleep(Duration::from_millis(200));
         };
-        *checks += 2;
-        if in_table != want_conns {
-            failed.push(format!("the balancer holds {in_table} connections (active + inactive), {want_conns} were made"));
-        }
+        *checks += 1;
         if conns != want_conns {
             failed.push(format!(
                 "the balancer counted {conns} connections, {want_conns} were made"
             ));
-        }
-        if in_table == want_conns && conns == want_conns {
+        } else {
+            // Informational: an entry whose close the director saw only in part sits in
+            // CLOSE for 10 s, which a slow (emulated) machine can outlast.
             log.push(format!(
-                "balancer counted {conns} connections, all {in_table} still in its table"
+                "balancer counted {conns} connections; {in_table} of them still in its table"
+            ));
+        }
+        if in_table > want_conns {
+            failed.push(format!(
+                "the balancer holds {in_table} connections, only {want_conns} were made"
             ));
         }
         drop(lb);
