@@ -63,6 +63,9 @@ ip netns exec lvslab-nat-lan80 ethtool -K rs3-eth0 tx off >/dev/null
 ip netns exec lvslab-nat-isp sysctl -qw net.ipv4.ip_forward=1
 ip netns exec lvslab-nat-firewall sysctl -qw net.ipv4.ip_forward=1
 ip netns exec lvslab-nat-director sysctl -qw net.ipv4.ip_forward=1
+ip netns exec lvslab-nat-director sysctl -qw net.ipv4.conf.all.send_redirects=0
+ip netns exec lvslab-nat-director sysctl -qw net.ipv4.conf.default.send_redirects=0
+ip netns exec lvslab-nat-director sysctl -qw net.ipv4.conf.eth0.send_redirects=0
 ip -n lvslab-nat-client addr add 192.168.10.1/24 dev eth0
 ip -n lvslab-nat-isp addr add 192.168.10.254/24 dev eth0
 ip -n lvslab-nat-isp addr add 198.51.100.1/24 dev eth1
