@@ -82,6 +82,10 @@ real_server = [
 ]
 "#;
 
+const SENDER_THREAD: &str = "bench sender";
+/// The engine names its thread after the director node.
+const ENGINE_THREAD: &str = "engine director";
+
 const KERNEL_DNAT: &str = "table ip bench_dnat {
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
@@ -113,6 +117,10 @@ struct Sample {
     secs: f64,
     sent: u64,
     delivered: u64,
+    /// CPU seconds of the sending thread (its syscalls, and the softirq work they run).
+    sender_cpu: f64,
+    /// CPU seconds of the engine thread (userspace modes).
+    engine_cpu: f64,
 }
 
 impl Sample {
@@ -120,6 +128,8 @@ impl Sample {
         self.secs += o.secs;
         self.sent += o.sent;
         self.delivered += o.delivered;
+        self.sender_cpu += o.sender_cpu;
+        self.engine_cpu += o.engine_cpu;
     }
     fn sent_pps(&self) -> f64 {
         self.sent as f64 / self.secs
@@ -133,6 +143,35 @@ impl Sample {
         }
         1.0 - self.delivered as f64 / self.sent as f64
     }
+}
+
+/// CPU seconds (user + system) used so far by this process's thread named `name`.
+fn thread_cpu(name: &str) -> f64 {
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    for task in dir.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        if f.len() > 12 {
+            return (f[11] + f[12]) as f64 / ticks;
+        }
+    }
+    0.0
 }
 
 /// Datagrams that reached rs1's UDP layer (queued or dropped for a full buffer).
@@ -191,7 +230,10 @@ fn measure(client: &Netns, rs: &Netns, secs: f64) -> Sample {
     let sent = Arc::new(AtomicU64::new(0));
     let t = {
         let (stop, sent) = (stop.clone(), sent.clone());
-        thread::spawn(move || sender(sock, stop, sent))
+        thread::Builder::new()
+            .name(SENDER_THREAD.into())
+            .spawn(move || sender(sock, stop, sent))
+            .expect("start sender thread")
     };
     // Warm-up: ARP, the first scheduling decision, conntrack entry.
     thread::sleep(Duration::from_millis(500));
@@ -200,8 +242,10 @@ fn measure(client: &Netns, rs: &Netns, secs: f64) -> Sample {
         udp_arrivals(rs),
         Instant::now(),
     );
+    let (c0, e0) = (thread_cpu(SENDER_THREAD), thread_cpu(ENGINE_THREAD));
     thread::sleep(Duration::from_secs_f64(secs));
     let (s1, d1, took) = (sent.load(Ordering::Relaxed), udp_arrivals(rs), t0.elapsed());
+    let (c1, e1) = (thread_cpu(SENDER_THREAD), thread_cpu(ENGINE_THREAD));
     stop.store(true, Ordering::Relaxed);
     t.join().expect("sender thread");
     // Let queued frames drain so they do not count in the next mode.
@@ -210,6 +254,8 @@ fn measure(client: &Netns, rs: &Netns, secs: f64) -> Sample {
         secs: took.as_secs_f64(),
         sent: s1 - s0,
         delivered: d1 - d0,
+        sender_cpu: c1 - c0,
+        engine_cpu: e1 - e0,
     }
 }
 
@@ -263,6 +309,12 @@ fn run_mode(
     }
 }
 
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 fn arg(name: &str, default: f64) -> f64 {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -298,6 +350,7 @@ fn main() {
     let modes = [Mode::Kernel, Mode::Nat, Mode::Dr];
     let mut totals = [Sample::default(); 3];
     println!("dataplane: {rounds} round(s) of {secs} s per mode, 64-byte UDP frames, one flow");
+    println!("load average at start: {}", load_average());
     for round in 1..=rounds {
         for (k, mode) in modes.iter().enumerate() {
             let (s, stats) = run_mode(*mode, &lab, &inst, secs);
@@ -319,21 +372,29 @@ fn main() {
         }
     }
     println!();
-    println!("| mode | sender pps | delivered pps | loss | delivered / kernel |");
-    println!("|---|---|---|---|---|");
+    println!("| mode | sender pps | delivered pps | loss | delivered / kernel | sender CPU µs/pkt | engine CPU µs/pkt |");
+    println!("|---|---|---|---|---|---|---|");
     let kernel = totals[0].delivered_pps();
     for (k, mode) in modes.iter().enumerate() {
         let t = &totals[k];
+        let engine = if *mode == Mode::Kernel {
+            "–".to_string()
+        } else {
+            format!("{:.2}", 1e6 * t.engine_cpu / t.delivered.max(1) as f64)
+        };
         println!(
-            "| {} | {:.0} | {:.0} | {:.1} % | {:.2} |",
+            "| {} | {:.0} | {:.0} | {:.1} % | {:.2} | {:.2} | {} |",
             mode.name(),
             t.sent_pps(),
             t.delivered_pps(),
             100.0 * t.loss(),
-            t.delivered_pps() / kernel
+            t.delivered_pps() / kernel,
+            1e6 * t.sender_cpu / t.sent.max(1) as f64,
+            engine
         );
     }
     drop(_sink);
+    println!("load average at end: {}", load_average());
     let errors = inst.teardown();
     assert!(errors.is_empty(), "teardown: {errors:?}");
 }
