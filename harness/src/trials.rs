@@ -525,13 +525,8 @@ fn run_in_vm(
         modules: VM_MODULES.iter().map(|m| m.to_string()).collect(),
         ..lvslab_vm::RunOptions::default()
     };
-    // The guest sees the host's / read-only, but with its own tmpfs on /tmp, /run and
-    // /var: a checkout there is shared explicitly.
-    if let Some(root) = spec.lab_file.ancestors().nth(3) {
-        if ["/tmp", "/run", "/var"].iter().any(|d| root.starts_with(d)) {
-            opts.scratch = Some(root.to_path_buf());
-        }
-    }
+    // The guest sees the host's / read-only with its own tmpfs on /tmp, /run and /var;
+    // lvslab-vm shares a checkout there by itself (the working directory's tree).
     // The trial writes its captures in the guest into a directory the host reads back.
     crate::packets::prepare_vm(spec, &mut opts)?;
     let out = lvslab_vm::run(&opts, argv).map_err(|e| format!("VM: {e}"))?;

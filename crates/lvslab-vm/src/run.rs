@@ -124,6 +124,9 @@ pub struct RunOptions {
     pub env: Vec<(OsString, OsString)>,
     /// A host directory shared read-write, mounted at the same path in the guest.
     pub scratch: Option<PathBuf>,
+    /// More host directories shared read-write at the same paths (mounted before
+    /// `scratch`, which may lie inside one of them).
+    pub shares: Vec<PathBuf>,
     /// Modules loaded with `modprobe` before the command starts.
     pub modules: Vec<String>,
     /// Where the command's output goes.
@@ -147,6 +150,7 @@ impl Default for RunOptions {
             pass_env_prefixes: vec!["LVSLAB_".to_owned()],
             env: Vec::new(),
             scratch: None,
+            shares: Vec::new(),
             modules: Vec::new(),
             output: OutputMode::Stream,
         }
@@ -194,29 +198,37 @@ pub fn run<S: AsRef<OsStr>>(opts: &RunOptions, argv: &[S]) -> Result<RunOutcome>
 const SHADOWED: [&str; 3] = ["/tmp", "/run", "/var"];
 
 /// A checkout under /tmp, /run or /var (a CI clone, say) is invisible in the guest, which
-/// mounts fresh tmpfs there: without a scratch share of its own, share the working
-/// directory's top folder below the shadowed one (e.g. `/tmp/clone`), read-write at the
-/// same path, so the command, its binaries and its files are where they were.
+/// mounts fresh tmpfs there: share the working directory's top folder below the
+/// shadowed one (e.g. `/tmp/clone`) read-write at the same path, so the command, its
+/// binaries and its files are where they were.
 fn share_shadowed_cwd(opts: &RunOptions) -> std::borrow::Cow<'_, RunOptions> {
-    if opts.scratch.is_some() {
+    let Some(cwd) = opts.cwd.clone().or_else(|| std::env::current_dir().ok()) else {
+        return std::borrow::Cow::Borrowed(opts);
+    };
+    let covered = opts
+        .scratch
+        .iter()
+        .chain(&opts.shares)
+        .any(|d| cwd.starts_with(d));
+    if covered || !SHADOWED.iter().any(|d| cwd.starts_with(d)) {
         return std::borrow::Cow::Borrowed(opts);
     }
-    let cwd = opts.cwd.clone().or_else(|| std::env::current_dir().ok());
-    let top = cwd.and_then(|c| {
-        SHADOWED.iter().find(|d| c.starts_with(d)).and_then(|_| {
-            c.ancestors()
-                .nth(c.components().count().saturating_sub(3))
-                .map(Path::to_path_buf)
-        })
-    });
-    match top {
-        Some(t) if t.components().count() == 3 => {
+    match cwd
+        .ancestors()
+        .nth(cwd.components().count().saturating_sub(3))
+    {
+        Some(top) if top.components().count() == 3 => {
             let mut o = opts.clone();
-            o.scratch = Some(t);
+            o.shares.push(top.to_path_buf());
             std::borrow::Cow::Owned(o)
         }
         _ => std::borrow::Cow::Borrowed(opts),
     }
+}
+
+/// The 9p tag of `shares[k]`.
+fn share_tag(k: usize) -> String {
+    format!("lvslab_share{k}")
 }
 
 /// Boots the cached kernel with an interactive shell on the serial console, wired to this
@@ -295,6 +307,7 @@ fn kvm_works(opts: &RunOptions, kernel: &KernelImage) -> bool {
             output: OutputMode::Capture,
             modules: Vec::new(),
             scratch: None,
+            shares: Vec::new(),
             cwd: Some(PathBuf::from("/")),
             ..opts.clone()
         };
@@ -422,11 +435,21 @@ fn qemu_command(
         }
         cmd.arg("-serial").arg(serial).args(["-monitor", "none"]);
     }
-    let mut shares = vec![
+    let shares = vec![
         (TAG_ROOT, Path::new("/"), true),
         (TAG_MODULES, kernel.modules_root.as_path(), true),
         (TAG_CTL, ctl, false),
     ];
+    let extra: Vec<(String, &Path)> = opts
+        .shares
+        .iter()
+        .enumerate()
+        .map(|(k, p)| (share_tag(k), p.as_path()))
+        .collect();
+    let mut shares: Vec<(&str, &Path, bool)> = shares;
+    for (tag, path) in &extra {
+        shares.push((tag.as_str(), path, false));
+    }
     if let Some(scratch) = &opts.scratch {
         shares.push((TAG_SCRATCH, scratch.as_path(), false));
     }
@@ -564,6 +587,16 @@ fn stage2_script(
             b"2>&1) || fail modprobe",
             &q,
             b": \"$out\"",
+        ]);
+    }
+    for (k, share) in opts.shares.iter().enumerate() {
+        let q = quote(share.as_os_str().as_bytes());
+        line(&[b"$B mkdir -p", &q, b"2>/dev/null"]);
+        line(&[
+            format!("$B mount -t 9p -o {NINEP_OPTS} {}", share_tag(k)).as_bytes(),
+            &q,
+            b"|| fail cannot mount a shared folder on",
+            &q,
         ]);
     }
     if let Some(scratch) = &opts.scratch {
