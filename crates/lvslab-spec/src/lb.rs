@@ -249,7 +249,7 @@ pub struct ServiceConfig {
     pub key: ServiceKey,
     pub scheduler: Scheduler,
     pub flags: ServiceFlags,
-    /// Persistence timeout in seconds (`-p [timeout]`, ipvsadm's default 300).
+    /// Persistence timeout in seconds (`-p [timeout]`; ipvsadm sends 360 when none is given, whatever its man page says).
     pub timeout: u32,
     /// Persistence netmask: for IPv4 a dotted mask as u32 in host order
     /// (e.g. `0xffff_ffff`); for IPv6 a prefix length.
