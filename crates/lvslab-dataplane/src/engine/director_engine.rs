@@ -8,6 +8,7 @@
 //! the engine handles thanks to the nft `netdev` ingress table kept in step with the
 //! services (checked every [`TICK_MS`]).
 
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,19 +20,21 @@ use lvslab_netns::{apply_nft, Netns, NsHandle};
 use lvslab_spec::lb::{ForwardMethod, LoadBalancer, Protocol};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::icmp::port_unreachable;
+use super::icmp::{flow_of_icmp_error, port_unreachable, RELAYED_ERRORS};
 use super::route::{arp_request, NeighbourCache, NextHop, Resolution, RouteTable};
 use super::sys::{PacketSocket, Received, RxBatch, TxQueue, ETH_P_ALL};
 use super::view::{delete_ruleset, director_ruleset, ServiceView};
-use super::{EngineError, EngineStats};
-use crate::conn::TcpFlags;
+use super::{EngineError, EngineOptions, EngineStats};
+use crate::conn::{ConnId, TcpFlags};
 use crate::director::{Director, FlowKey, ReplyVerdict, Verdict as Decision};
+use crate::packet::frame::QuotedPacket;
 use crate::packet::{
     mangle, parse_frame, ArpInfo, DropReason, Ipv4Info, MacAddr, Payload, Transport,
 };
 use crate::rewrite::{
-    arp_reply, dr_request, fullnat_reply, fullnat_request, nat_reply, nat_request, tun_request,
-    DrRequest, Egress, FullNatReply, FullNatRequest, NatReply, NatRequest, TunRequest, Verdict,
+    arp_reply, dr_request, fullnat_reply, fullnat_request, nat_reply, nat_request,
+    translate_icmp_error, tun_request, DrRequest, Egress, FullNatReply, FullNatRequest,
+    IcmpTranslation, NatReply, NatRequest, TunRequest, Verdict,
 };
 
 /// Housekeeping period: connection expiry, service/nft sync, ARP retries, stats.
@@ -42,6 +45,8 @@ const BATCH: usize = 64;
 const RX_BUFFER: usize = 65_536 + 14;
 /// Routes and local addresses are re-read at most this often when a lookup fails.
 const ROUTE_REFRESH_MS: u64 = 1_000;
+/// TOA option kind inserted with [`EngineOptions::toa`] (Alibaba LVS and DPVS use 254).
+pub const TOA_KIND: u8 = 254;
 
 struct Iface {
     name: String,
@@ -81,6 +86,7 @@ impl DirectorEngine {
         node: &str,
         ns: &Netns,
         director: Arc<Mutex<Director>>,
+        options: EngineOptions,
     ) -> Result<DirectorEngine, EngineError> {
         let netns_err = |op: &str| {
             let (node, op) = (node.to_string(), op.to_string());
@@ -168,6 +174,8 @@ impl DirectorEngine {
             clock: Instant::now(),
             ip_id: 1,
             reply: Vec::new(),
+            options,
+            toa_pending: HashSet::new(),
         };
         let stop_flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -255,6 +263,10 @@ struct Worker {
     clock: Instant,
     ip_id: u16,
     reply: Vec<u8>,
+    options: EngineOptions,
+    /// FullNAT TCP connections whose SYN got a TOA option and whose first ACK has not
+    /// been forwarded yet (pruned every tick of entries the director dropped).
+    toa_pending: HashSet<ConnId>,
 }
 
 impl Worker {
@@ -329,6 +341,7 @@ impl Worker {
         let listing = {
             let mut d = lock(&self.director);
             d.expire(now);
+            self.toa_pending.retain(|id| d.conns().get(*id).is_some());
             d.list()
         };
         if let Ok(list) = listing {
@@ -435,6 +448,14 @@ impl Worker {
     }
 
     fn on_ipv4(&mut self, i: usize, frame: &mut Vec<u8>, mut ip: Ipv4Info, csum_not_ready: bool) {
+        if let Transport::Icmp(icmp) = ip.transport {
+            if let Some(quoted) = icmp.quoted.filter(|_| RELAYED_ERRORS.contains(&icmp.ty)) {
+                if self.view.is_icmp_error_about_service(&quoted) {
+                    self.on_icmp_error(frame, &ip, &quoted);
+                }
+                return;
+            }
+        }
         let Some((sport, dport)) = ip.ports() else {
             let to_vip = self.view.arp_addresses.contains(&ip.dst);
             if to_vip && !matches!(ip.transport, Transport::Icmp(_)) {
@@ -485,6 +506,68 @@ impl Worker {
             self.stats.replies += 1;
             let decision = lock(&self.director).lookup_reply(now, &key);
             self.on_reply(i, frame, &ip, decision);
+        }
+    }
+
+    /// An ICMP error quoting a packet of a virtual service or of one of its NAT/FullNAT real
+    /// servers (the frames the nft table keeps from the kernel): translated back if it is
+    /// about a tracked connection; otherwise forwarded untouched as the kernel's forwarding
+    /// path would, or dropped if addressed to the director itself.
+    fn on_icmp_error(&mut self, frame: &mut [u8], ip: &Ipv4Info, quoted: &QuotedPacket) {
+        let flow = flow_of_icmp_error(&lock(&self.director), quoted);
+        let toward = match &flow {
+            Some(f) => f.toward(),
+            None if self.local.contains(&ip.dst) || self.view.arp_addresses.contains(&ip.dst) => {
+                self.stats.not_ours += 1;
+                return;
+            }
+            None => ip.dst,
+        };
+        let Some((oif, hop)) = self.next_hop(toward) else {
+            self.stats.no_route += 1;
+            return;
+        };
+        let egress = self.egress(oif, &hop);
+        let how = match &flow {
+            Some(f) => {
+                self.stats.icmp_errors_relayed += 1;
+                f.translation(egress)
+            }
+            None => {
+                self.stats.not_ours += 1;
+                IcmpTranslation {
+                    outer_src: None,
+                    outer_dst: None,
+                    quoted_src: None,
+                    quoted_dst: None,
+                    egress,
+                }
+            }
+        };
+        match translate_icmp_error(frame, &how) {
+            Verdict::Forward => self.transmit(oif, hop.via, frame),
+            Verdict::DropWithReply(reason) | Verdict::Drop(reason) => {
+                self.stats.drops.record(reason);
+            }
+        }
+    }
+
+    /// Whether a FullNAT packet of connection `conn` gets a TOA option: with
+    /// [`EngineOptions::toa`], a TCP SYN, and the first non-SYN segment after it (the
+    /// handshake's final ACK, the first segment acknowledging the real server's ISN).
+    fn wants_toa(&mut self, conn: ConnId, transport: &Transport) -> bool {
+        let Transport::Tcp(tcp) = transport else {
+            return false;
+        };
+        if !self.options.toa {
+            return false;
+        }
+        let flags = TcpFlags(tcp.flags);
+        if flags.syn() {
+            self.toa_pending.insert(conn);
+            true
+        } else {
+            flags.ack() && self.toa_pending.remove(&conn)
         }
     }
 
@@ -568,11 +651,12 @@ impl Worker {
                     self.reply = reply;
                     return;
                 };
+                let toa = self.wants_toa(f.conn, &ip.transport);
                 let to = FullNatRequest {
                     local: SocketAddrV4::new(lip, lport),
                     real,
                     egress,
-                    toa_kind: None,
+                    toa_kind: toa.then_some(TOA_KIND),
                 };
                 fullnat_request(frame, &to, &mut reply)
             }

@@ -1,10 +1,145 @@
-//! ICMP port unreachable for requests the director rejects (no destination available), as
-//! `icmp_send(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)` would send it.
+//! ICMP in the director engine: port unreachable for requests the director rejects (no
+//! destination available), as `icmp_send(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)` would send
+//! it; and which tracked flow an ICMP error is about ([`flow_of_icmp_error`]), so it can be
+//! translated back as `ip_vs_out_icmp` / `ip_vs_in_icmp` do.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 
+use lvslab_spec::lb::ForwardMethod;
+
+use crate::conn::{Conn, ConnKey, ReplyKey};
+use crate::director::Director;
 use crate::packet::checksum::checksum;
+use crate::packet::frame::{icmp_type, QuotedPacket};
 use crate::packet::{Ipv4Info, MacAddr};
+use crate::rewrite::{Egress, IcmpTranslation};
+
+/// The ICMP types IPVS relays for its connections (`ip_vs_out_icmp`/`ip_vs_in_icmp` let
+/// only these through): destination unreachable (frag-needed included), source quench and
+/// time exceeded.
+pub const RELAYED_ERRORS: [u8; 3] = [
+    icmp_type::DEST_UNREACH,
+    icmp_type::SOURCE_QUENCH,
+    icmp_type::TIME_EXCEEDED,
+];
+
+/// A tracked NAT/FullNAT flow an ICMP error is about, with the addresses its translation
+/// needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpFlow {
+    /// From the real server's side (the real server or a router toward it) about a request
+    /// the director sent it: goes to the client.
+    FromRealServer {
+        /// The connection's forwarding method (NAT or FullNAT).
+        method: ForwardMethod,
+        /// The virtual service (`VIP:vport`).
+        virtual_service: SocketAddrV4,
+        /// The client (`CIP:cport`).
+        client: SocketAddrV4,
+    },
+    /// From the client's side about a reply the director sent it: goes to the real server.
+    FromClient {
+        /// The connection's forwarding method (NAT or FullNAT).
+        method: ForwardMethod,
+        /// The real server (`RIP:rport`).
+        real: SocketAddrV4,
+        /// The FullNAT local address (`LIP:lport`); `None` for NAT.
+        local: Option<SocketAddrV4>,
+    },
+}
+
+impl IcmpFlow {
+    /// Where the translated error goes: the client or the real server.
+    pub fn toward(&self) -> Ipv4Addr {
+        match self {
+            IcmpFlow::FromRealServer { client, .. } => *client.ip(),
+            IcmpFlow::FromClient { real, .. } => *real.ip(),
+        }
+    }
+
+    /// The rewrite that makes the receiver see its own packet quoted.
+    pub fn translation(&self, egress: Egress) -> IcmpTranslation {
+        match *self {
+            IcmpFlow::FromRealServer {
+                method: ForwardMethod::FullNat,
+                virtual_service,
+                client,
+            } => IcmpTranslation::fullnat_from_real_server(virtual_service, client, egress),
+            IcmpFlow::FromRealServer {
+                virtual_service, ..
+            } => IcmpTranslation::nat_from_real_server(virtual_service, egress),
+            IcmpFlow::FromClient {
+                real,
+                local: Some(local),
+                ..
+            } => IcmpTranslation::fullnat_from_client(local, real, egress),
+            IcmpFlow::FromClient { real, .. } => IcmpTranslation::nat_from_client(real, egress),
+        }
+    }
+}
+
+fn v4(addr: IpAddr, port: u16) -> Option<SocketAddrV4> {
+    match addr {
+        IpAddr::V4(a) => Some(SocketAddrV4::new(a, port)),
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// Finds the NAT/FullNAT connection the packet quoted by an ICMP error belongs to, without
+/// touching its state or timers (the kernel's ICMP paths only count the error).
+///
+/// As `ip_vs_out_icmp` does, the quoted packet is first taken as one the director sent to a
+/// real server (`CIP:cport → RIP:rport` for NAT, `LIP:lport → RIP:rport` for FullNAT): with
+/// its roles swapped it is the key of that real server's replies. Failing that, as in
+/// `ip_vs_in_icmp`, it is taken as a reply the director sent to the client
+/// (`VIP:vport → CIP:cport`), whose roles swapped give the client's connection key.
+/// Templates, DR/TUN/local connections and IPv6 entries give `None`.
+pub fn flow_of_icmp_error(director: &Director, quoted: &QuotedPacket) -> Option<IcmpFlow> {
+    let (sport, dport) = quoted.ports?;
+    let conns = director.conns();
+    let reply_key = ReplyKey {
+        proto: quoted.protocol,
+        saddr: IpAddr::V4(quoted.dst),
+        sport: dport,
+        daddr: IpAddr::V4(quoted.src),
+        dport: sport,
+    };
+    let usable = |c: &&Conn| {
+        !c.flags.template && matches!(c.method, ForwardMethod::Nat | ForwardMethod::FullNat)
+    };
+    if let Some(c) = conns
+        .lookup_reply(&reply_key)
+        .and_then(|id| conns.get(id))
+        .filter(usable)
+    {
+        return Some(IcmpFlow::FromRealServer {
+            method: c.method,
+            virtual_service: v4(c.key.vaddr, c.key.vport)?,
+            client: v4(c.key.caddr, c.key.cport)?,
+        });
+    }
+    let conn_key = ConnKey {
+        proto: quoted.protocol,
+        caddr: IpAddr::V4(quoted.dst),
+        cport: dport,
+        vaddr: IpAddr::V4(quoted.src),
+        vport: sport,
+    };
+    let c = conns
+        .lookup_in(&conn_key)
+        .and_then(|id| conns.get(id))
+        .filter(usable)?;
+    let local = match (c.method, c.local) {
+        (ForwardMethod::FullNat, Some((addr, port))) => Some(v4(addr, port)?),
+        (ForwardMethod::FullNat, None) => return None,
+        _ => None,
+    };
+    Some(IcmpFlow::FromClient {
+        method: c.method,
+        real: v4(c.daddr, c.dport)?,
+        local,
+    })
+}
 
 /// An ICMP error carries at most this many bytes of IP packet (RFC 1812 / the kernel's 576).
 const MAX_ERROR_LEN: usize = 576;

@@ -103,6 +103,8 @@ pub struct EngineStats {
     pub arp_requests: u64,
     /// ICMP port unreachable sent for rejected packets.
     pub rejects: u64,
+    /// ICMP errors about tracked NAT/FullNAT connections translated and relayed.
+    pub icmp_errors_relayed: u64,
     /// Packets of a service the director declined (no connection, not a SYN, …): dropped.
     pub not_ours: u64,
     /// Packets the director dropped (destination unavailable, table full, no local port).
@@ -119,6 +121,19 @@ pub struct EngineStats {
     pub nft_updates: u64,
     /// Malformed or unforwardable frames by reason.
     pub drops: DropCounters,
+}
+
+/// Settings of the director engines of a [`UserspaceDataplane`].
+///
+/// `toa` (off by default): insert the TOA TCP option (kind [`director_engine::TOA_KIND`],
+/// 254 as Alibaba LVS and DPVS use; 8 bytes: kind, length 8, the client's port, the
+/// client's IPv4 address) into the SYN and the first ACK of every FullNAT connection, so a
+/// real server with a TOA module can learn the client's address. It applies to every
+/// FullNAT service of the engine; other methods are unaffected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Insert the TOA option into FullNAT connections' SYN and first ACK.
+    pub toa: bool,
 }
 
 /// Counters of one tunnel endpoint.
@@ -235,6 +250,15 @@ impl Drop for UserspaceDataplane {
 /// kernel's do) and its engine in the director's namespace; and a tunnel endpoint on every
 /// real server with `decap`, on its Ethernet interface, feeding its decapsulation device.
 pub fn start_for_lab(lab: &Lab, inst: &LabInstance) -> Result<UserspaceDataplane, EngineError> {
+    start_for_lab_with(lab, inst, EngineOptions::default())
+}
+
+/// [`start_for_lab`] with engine settings other than the defaults.
+pub fn start_for_lab_with(
+    lab: &Lab,
+    inst: &LabInstance,
+    options: EngineOptions,
+) -> Result<UserspaceDataplane, EngineError> {
     let mut dp = UserspaceDataplane {
         directors: Vec::new(),
         engines: Vec::new(),
@@ -272,7 +296,7 @@ pub fn start_for_lab(lab: &Lab, inst: &LabInstance) -> Result<UserspaceDataplane
                 lab.name
             ),
         })?;
-        let engine = DirectorEngine::start(&node, ns, director)?;
+        let engine = DirectorEngine::start(&node, ns, director, options)?;
         dp.engines.push((node, engine));
     }
     for node in &lab.nodes {

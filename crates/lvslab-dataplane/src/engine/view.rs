@@ -8,6 +8,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use lvslab_spec::lb::{ForwardMethod, Protocol, ServiceKey, ServiceStatus};
 
+use crate::packet::frame::QuotedPacket;
+
 /// nft table the engine and the tunnel endpoint own in their namespaces.
 pub const NFT_TABLE: &str = "lvslab_engine";
 
@@ -26,6 +28,9 @@ pub struct ServiceView {
     pub fullnat_reals: BTreeSet<(Endpoint, Ipv4Addr)>,
     /// Addresses the engine answers ARP for (VIPs and FullNAT local addresses).
     pub arp_addresses: BTreeSet<Ipv4Addr>,
+    /// Virtual services with NAT or FullNAT destinations, whose replies the director
+    /// rewrites: ICMP errors quoting such a reply come back through the director.
+    pub translated_services: BTreeSet<Endpoint>,
 }
 
 fn v4(a: IpAddr) -> Option<Ipv4Addr> {
@@ -75,8 +80,10 @@ impl ServiceView {
                 match d.config.method {
                     ForwardMethod::Nat => {
                         view.nat_reals.insert(real);
+                        view.translated_services.insert((proto, vip, port));
                     }
                     ForwardMethod::FullNat => {
+                        view.translated_services.insert((proto, vip, port));
                         for lip in &lips {
                             view.fullnat_reals.insert((real, *lip));
                         }
@@ -114,6 +121,44 @@ impl ServiceView {
         (self.nat_reals.contains(&real) && !local.contains(&dst))
             || self.fullnat_reals.contains(&(real, dst))
     }
+}
+
+impl ServiceView {
+    /// Whether an ICMP error quoting `quoted` may be about a NAT/FullNAT connection: the
+    /// quoted packet went to a NAT/FullNAT real server (an error from its side) or came
+    /// from a virtual service with such destinations (an error from the client's side).
+    /// These are the errors [`director_ruleset`] keeps from the kernel.
+    pub fn is_icmp_error_about_service(&self, quoted: &QuotedPacket) -> bool {
+        let Some((sport, dport)) = quoted.ports else {
+            return false;
+        };
+        let to_real = (quoted.protocol, quoted.dst, dport);
+        let from_service = (quoted.protocol, quoted.src, sport);
+        self.nat_reals.contains(&to_real)
+            || self.fullnat_reals.iter().any(|(real, _)| *real == to_real)
+            || self.translated_services.contains(&from_service)
+            || self
+                .translated_services
+                .contains(&(quoted.protocol, quoted.src, 0))
+    }
+
+    /// The real servers whose quoted requests the engine translates, without duplicates.
+    fn translated_reals(&self) -> BTreeSet<Endpoint> {
+        let mut reals = self.nat_reals.clone();
+        reals.extend(self.fullnat_reals.iter().map(|(real, _)| *real));
+        reals
+    }
+}
+
+/// The nft match for an ICMP error relayed by IPVS (`ip_vs_{in,out}_icmp` handle only these
+/// types) quoting an option-less IPv4 header of protocol `proto`. The quoted header starts
+/// 8 bytes into the ICMP message, so the raw `@th` offsets (in bits) are: IHL/version at 64,
+/// protocol at 136, source at 160, destination at 192, quoted ports at 224 and 240.
+fn icmp_error_quoting(proto: u8) -> String {
+    format!(
+        "icmp type {{ destination-unreachable, source-quench, time-exceeded }} \
+         @th,64,8 0x45 @th,136,8 {proto}"
+    )
 }
 
 fn proto_name(proto: u8) -> &'static str {
@@ -156,6 +201,31 @@ pub fn director_ruleset(view: &ServiceView, ifaces: &[String], local: &[Ipv4Addr
         rules.push(format!(
             "ip saddr {rip} ip daddr {lip} {p} sport {port} drop"
         ));
+    }
+    // ICMP errors about the engine's connections: the kernel would forward (or swallow)
+    // them untranslated. Quoted destination = a real server: from the real server's side;
+    // quoted source = a virtual service: from the client's side.
+    for (proto, rip, port) in view.translated_reals() {
+        let mut rule = format!(
+            "{} @th,192,32 {:#010x}",
+            icmp_error_quoting(proto),
+            u32::from(rip)
+        );
+        if port != 0 {
+            let _ = write!(rule, " @th,240,16 {port}");
+        }
+        rules.push(format!("{rule} drop"));
+    }
+    for &(proto, vip, port) in &view.translated_services {
+        let mut rule = format!(
+            "{} @th,160,32 {:#010x}",
+            icmp_error_quoting(proto),
+            u32::from(vip)
+        );
+        if port != 0 {
+            let _ = write!(rule, " @th,224,16 {port}");
+        }
+        rules.push(format!("{rule} drop"));
     }
     ruleset(ifaces, &rules)
 }
