@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvslab_spec::lb::{
     DestConfig, DestStatus, Family, ForwardMethod, LbError, LbInfo, LoadBalancer, Protocol,
-    ServiceConfig, ServiceKey, ServiceStatus, Stats, Timeouts, TunnelType,
+    ServiceConfig, ServiceFlags, ServiceKey, ServiceStatus, Stats, Timeouts, TunnelType,
 };
 
 use crate::conn::tcp::next_state;
@@ -230,9 +230,27 @@ struct Dest {
     stats: Stats,
     est: Estimator,
     idle_start_ms: Option<u64>,
+    /// Index of this destination's entry in its service's `views` (meaningful only while
+    /// linked; checked against the entry's id before use).
+    slot: usize,
 }
 
 impl Dest {
+    /// What a scheduler may see of this destination.
+    fn view(&self, id: DestId, profile: Profile) -> DestView {
+        DestView {
+            id,
+            addr: self.config.addr,
+            port: self.config.port,
+            weight: self.weight(),
+            last_weight: self.last_weight,
+            active: self.active,
+            overhead: overhead(profile, self.active, self.total),
+            overloaded: self.overloaded,
+            available: self.available,
+        }
+    }
+
     fn weight(&self) -> i32 {
         i32::try_from(self.config.weight).unwrap_or(i32::MAX)
     }
@@ -260,6 +278,13 @@ impl Dest {
 struct Service {
     config: ServiceConfig,
     order: Vec<DestId>,
+    /// What the schedulers see, parallel to `order`. Rebuilt on configuration changes and
+    /// patched in place whenever a destination's counters or OVERLOAD flag move, so a
+    /// decision reads live counters without rebuilding the list.
+    views: Vec<DestView>,
+    /// Profile the `overhead` figures in `views` were computed under (`config_mut` may
+    /// change it at any time).
+    views_profile: Profile,
     sched: SchedState,
     stats: Stats,
     est: Estimator,
@@ -279,6 +304,27 @@ impl Default for TimeoutTable {
             tcp[s.index()] = u64::from(s.default_timeout_s()) * 1000;
         }
         TimeoutTable { tcp, udp: 300_000 }
+    }
+}
+
+/// The parts of a service's configuration a new connection needs (copied instead of
+/// cloning the whole configuration, which owns heap data, per decision).
+#[derive(Debug, Clone, Copy)]
+struct SvcParams {
+    key: ServiceKey,
+    flags: ServiceFlags,
+    netmask: u32,
+    timeout: u32,
+}
+
+impl SvcParams {
+    fn of(c: &ServiceConfig) -> Self {
+        SvcParams {
+            key: c.key,
+            flags: c.flags,
+            netmask: c.netmask,
+            timeout: c.timeout,
+        }
     }
 }
 
@@ -466,18 +512,41 @@ impl Director {
     }
 
     fn view(&self, id: DestId) -> Option<DestView> {
-        let d = self.dests.get(&id)?;
-        Some(DestView {
-            id,
-            addr: d.config.addr,
-            port: d.config.port,
-            weight: d.weight(),
-            last_weight: d.last_weight,
-            active: d.active,
-            overhead: overhead(self.cfg.profile, d.active, d.total),
-            overloaded: d.overloaded,
-            available: d.available,
-        })
+        self.dests.get(&id).map(|d| d.view(id, self.cfg.profile))
+    }
+
+    /// Recomputes a service's cached views from its destination order (configuration
+    /// changes: O(destinations), never per packet).
+    fn refresh_views(&mut self, key: &ServiceKey) {
+        let profile = self.cfg.profile;
+        let Some(s) = self.services.get_mut(key) else {
+            return;
+        };
+        s.views.clear();
+        s.views_profile = profile;
+        for &id in &s.order {
+            if let Some(d) = self.dests.get_mut(&id) {
+                d.slot = s.views.len();
+                s.views.push(d.view(id, profile));
+            }
+        }
+    }
+
+    /// Copies destination `id`'s current counters and flags into its service's cached view.
+    fn sync_view(&mut self, id: DestId) {
+        let Some(d) = self.dests.get(&id) else {
+            return;
+        };
+        if !d.available {
+            // Trashed: not in any service's list (lblc/lblcr get trashed views fresh).
+            return;
+        }
+        let Some(s) = self.services.get_mut(&d.svc) else {
+            return;
+        };
+        if let Some(v) = s.views.get_mut(d.slot).filter(|v| v.id == id) {
+            *v = d.view(id, s.views_profile);
+        }
     }
 
     fn views(&self, order: &[DestId]) -> Vec<DestView> {
@@ -518,6 +587,7 @@ impl Director {
                 }
             }
         }
+        self.sync_view(id);
     }
 
     fn unbind(&mut self, c: &Conn) {
@@ -556,6 +626,7 @@ impl Director {
                 }
             }
         }
+        self.sync_view(c.dest);
     }
 
     fn reap(&mut self, id: ConnId) {
@@ -604,9 +675,21 @@ impl Director {
     }
 
     fn run_scheduler(&mut self, key: &ServiceKey, pkt: &FlowKey, now_ms: u64) -> Option<DestId> {
-        let svc = self.services.get(key)?;
-        let dests = self.views(&svc.order);
+        if self.services.get(key)?.views_profile != self.cfg.profile {
+            self.refresh_views(key);
+        }
         let trashed = self.trashed_views(key);
+        let svc = self.services.get_mut(key)?;
+        #[cfg(debug_assertions)]
+        {
+            // Every debug test run checks the cache against the slow, obviously right list.
+            let fresh: Vec<DestView> = svc
+                .order
+                .iter()
+                .filter_map(|id| self.dests.get(id).map(|d| d.view(*id, self.cfg.profile)))
+                .collect();
+            debug_assert_eq!(svc.views, fresh, "cached destination views went stale");
+        }
         let sp = SchedPacket {
             protocol: pkt.protocol,
             saddr: pkt.saddr,
@@ -619,7 +702,7 @@ impl Director {
             _ => self.cfg.lblc_expiration_s,
         };
         let input = SchedInput {
-            dests: &dests,
+            dests: &svc.views,
             trashed: &trashed,
             pkt: &sp,
             flags: svc.config.flags,
@@ -627,9 +710,7 @@ impl Director {
             profile: self.cfg.profile,
             cache_expiration_ms: u64::from(exp_s) * 1000,
         };
-        let rng = &mut *self.rng;
-        let svc = self.services.get_mut(key)?;
-        svc.sched.schedule(&input, rng)
+        svc.sched.schedule(&input, &mut *self.rng)
     }
 
     fn alloc_local(
@@ -675,20 +756,29 @@ impl Director {
         one_packet: bool,
         control: Option<ConnId>,
         timeout_ms: u64,
-        locals: &[IpAddr],
+        fullnat_svc: Option<&ServiceKey>,
     ) -> Result<ConnId, DropReason> {
         let Some(d) = self.dests.get(&dest) else {
             return Err(DropReason::DestUnavailable);
         };
         let method = d.config.method;
         let daddr = d.config.addr;
-        let local = if method == ForwardMethod::FullNat && !template {
-            Some(
-                self.alloc_local(locals, key.proto, daddr, dport)
-                    .ok_or(DropReason::NoLocalPort)?,
-            )
-        } else {
-            None
+        let local = match fullnat_svc {
+            Some(svc) if method == ForwardMethod::FullNat && !template => {
+                // Borrowed out and put back so the pool is neither cloned per connection nor
+                // aliased while the allocator mutates the director.
+                let locals = self
+                    .services
+                    .get_mut(svc)
+                    .map(|s| std::mem::take(&mut s.config.local_addresses))
+                    .unwrap_or_default();
+                let got = self.alloc_local(&locals, key.proto, daddr, dport);
+                if let Some(s) = self.services.get_mut(svc) {
+                    s.config.local_addresses = locals;
+                }
+                Some(got.ok_or(DropReason::NoLocalPort)?)
+            }
+            _ => None,
         };
         let state = if template {
             ConnState::Template
@@ -744,7 +834,7 @@ impl Director {
         if pkt.sport == FTP_DATA_PORT {
             return SchedOutcome::Ignored;
         }
-        let cfg = svc.config.clone();
+        let cfg = SvcParams::of(&svc.config);
         let (svc_port, fwmark) = match cfg.key {
             ServiceKey::Addr { port, .. } => (port, None),
             ServiceKey::Fwmark { family, mark } => (0, Some((family, mark))),
@@ -782,7 +872,7 @@ impl Director {
             one_packet,
             None,
             INITIAL_TIMEOUT_MS,
-            &cfg.local_addresses,
+            Some(&key),
         ) {
             Ok(id) => {
                 self.conn_stats(&key, dest);
@@ -796,7 +886,7 @@ impl Director {
     fn schedule_persistent(
         &mut self,
         now_ms: u64,
-        cfg: &ServiceConfig,
+        cfg: &SvcParams,
         svc_port: u16,
         fwmark: Option<(Family, u32)>,
         pkt: &FlowKey,
@@ -853,7 +943,7 @@ impl Director {
                     _ => 0,
                 };
                 let timeout = u64::from(cfg.timeout) * 1000;
-                match self.new_conn(now_ms, tkey, dest, tport, true, false, None, timeout, &[]) {
+                match self.new_conn(now_ms, tkey, dest, tport, true, false, None, timeout, None) {
                     Ok(t) => (t, dest),
                     Err(r) => return SchedOutcome::Drop(r),
                 }
@@ -872,7 +962,7 @@ impl Director {
             one_packet,
             Some(tid),
             INITIAL_TIMEOUT_MS,
-            &cfg.local_addresses,
+            Some(&cfg.key),
         );
         // Releasing the template re-arms it: templates live per new connection, not per packet.
         self.conns.rearm(tid, now_ms);
@@ -933,6 +1023,9 @@ impl Director {
                         Some(false) => d.active = d.active.saturating_sub(1),
                         None => {}
                     }
+                }
+                if became.is_some() {
+                    self.sync_view(dest);
                 }
                 if new != cur && new == TcpState::Established {
                     self.assure_control(id);
@@ -1333,6 +1426,7 @@ impl Director {
             let _ = s.sched.on_del(&before, &after, id);
         }
         self.move_to_trash(id);
+        self.refresh_views(key);
     }
 }
 
@@ -1357,6 +1451,8 @@ impl LoadBalancer for Director {
             Service {
                 config: svc.clone(),
                 order: Vec::new(),
+                views: Vec::new(),
+                views_profile: self.cfg.profile,
                 sched,
                 stats: Stats::default(),
                 est: Estimator::default(),
@@ -1450,6 +1546,7 @@ impl LoadBalancer for Director {
                         stats: Stats::default(),
                         est: Estimator::default(),
                         idle_start_ms: None,
+                        slot: 0,
                     },
                 );
                 id
@@ -1464,6 +1561,7 @@ impl LoadBalancer for Director {
         if let Some(s) = self.services.get_mut(svc) {
             let _ = s.sched.on_add(&views);
         }
+        self.refresh_views(svc);
         Ok(())
     }
 
@@ -1496,6 +1594,7 @@ impl LoadBalancer for Director {
         if let Some(s) = self.services.get_mut(svc) {
             let _ = s.sched.on_edit(&views);
         }
+        self.refresh_views(svc);
         Ok(())
     }
 
