@@ -13,9 +13,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use lvslab_dataplane::engine::sys::ETH_P_ALL;
-use lvslab_dataplane::engine::{start_for_lab, PacketSocket, UserspaceDataplane};
+use lvslab_dataplane::engine::{
+    start_for_lab_with, EngineOptions, PacketSocket, UserspaceDataplane,
+};
 use lvslab_dataplane::packet::checksum::checksum;
-use lvslab_dataplane::packet::DropReason;
+use lvslab_dataplane::packet::{parse_frame, DropReason, Payload, Transport};
 use lvslab_netns::apply::{build, LabInstance, Naming};
 use lvslab_netns::plan::{plan, DecapImpl, PlanOptions};
 use lvslab_netns::traffic::{http_get, start_server, ServerHandle};
@@ -59,6 +61,15 @@ impl Drop for Running {
 
 impl Running {
     fn start(name: &str, params: &[(&str, &str)], instance: &str) -> Running {
+        Running::start_with(name, params, instance, EngineOptions::default())
+    }
+
+    fn start_with(
+        name: &str,
+        params: &[(&str, &str)],
+        instance: &str,
+        options: EngineOptions,
+    ) -> Running {
         require_root();
         let params: Vec<(String, String)> = params
             .iter()
@@ -90,7 +101,7 @@ impl Running {
                 running.servers.push(h);
             }
         }
-        let dp = start_for_lab(&running.lab, inst)
+        let dp = start_for_lab_with(&running.lab, inst, options)
             .unwrap_or_else(|e| panic!("start the userspace dataplane for {name}: {e}"));
         running.dp = Some(dp);
         running
@@ -455,5 +466,250 @@ fn engine_completes_pending_checksums() {
     assert!(
         engine.checksums_completed > 0,
         "no frame arrived with a pending checksum: {engine:?}"
+    );
+}
+
+fn wait_for_rule(ns: &lvslab_netns::Netns, needle: &str) {
+    for _ in 0..40 {
+        let rules = lvslab_netns::list_nft(ns).expect("nft list ruleset");
+        if rules.contains(needle) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "no nft rule with {needle:?}:\n{}",
+        lvslab_netns::list_nft(ns).unwrap_or_default()
+    );
+}
+
+/// A UDP service added at run time forwards (NAT) to a real-server port where nothing
+/// listens: the real server's kernel answers ICMP port unreachable about the request it got
+/// (`CIP:cport → RIP:rport`). The director must hand it back as the kernel's
+/// `ip_vs_out_icmp` does (outer source VIP, quoted destination `VIP:vport`), or the
+/// firewall's DNAT and the ISP's masquerade cannot relate it to the client's flow and the
+/// client never learns: only then does the client's connected UDP socket fail with
+/// ECONNREFUSED.
+#[test]
+fn engine_nat_relays_port_unreachable_to_the_client() {
+    let lab = Running::start("nat", &[], "e-icmp");
+    let inst = lab.inst.as_ref().expect("running");
+    let director_ns = inst.ns(&lab.director()).expect("director namespace");
+    let svc = &lab.lab.services[0];
+    let vip = match svc.config.key {
+        lvslab_spec::lb::ServiceKey::Addr { addr, .. } => addr,
+        ref other => panic!("unexpected service {other}"),
+    };
+    // The firewall DNATs UDP 53 to the director; the real servers listen on 5353 only.
+    let closed_port = 5354;
+    let rip = svc.real_servers[0].config.addr;
+    let key = lvslab_spec::lb::ServiceKey::Addr {
+        protocol: lvslab_spec::lb::Protocol::Udp,
+        addr: vip,
+        port: 53,
+    };
+    let mut dest = lvslab_spec::lb::DestConfig::new(rip, closed_port);
+    dest.method = lvslab_spec::lb::ForwardMethod::Nat;
+    lab.dp()
+        .with_director(&lab.director(), |d| {
+            d.add_service(&lvslab_spec::lb::ServiceConfig::new(key, Scheduler::Rr))?;
+            d.add_dest(&key, &dest)
+        })
+        .expect("director exists")
+        .expect("add udp service and its destination");
+    wait_for_rule(director_ns, "udp dport 53");
+    // nft lists the quoted real-server port of the ICMP rule in hex.
+    wait_for_rule(director_ns, &format!("@th,240,16 {closed_port:#x}"));
+
+    let t = lab.lab.traffic.as_ref().expect("lab has [traffic]");
+    let client = inst.ns(&t.from).expect("traffic source namespace");
+    let target = SocketAddr::new(t.to, 53);
+    let sock = client
+        .run(|| {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+            s.connect(target)?;
+            s.set_read_timeout(Some(Duration::from_secs(1)))?;
+            Ok::<_, std::io::Error>(s)
+        })
+        .expect("enter client namespace")
+        .expect("connected UDP socket in the client");
+    let mut outcome = None;
+    for _ in 0..3 {
+        if let Err(e) = sock.send(b"anyone there?") {
+            outcome = Some(e);
+            break;
+        }
+        let mut buf = [0u8; 64];
+        match sock.recv(&mut buf) {
+            Ok(n) => panic!("an answer from a closed port: {:?}", &buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => {
+                outcome = Some(e);
+                break;
+            }
+        }
+    }
+    let stats = lab.dp().stats();
+    let err = outcome
+        .unwrap_or_else(|| panic!("the client's socket saw no error in 3 s\nengine: {stats:#?}"));
+    assert_eq!(
+        err.raw_os_error(),
+        Some(libc::ECONNREFUSED),
+        "client socket error {err}; engine: {stats:#?}"
+    );
+    // The engine publishes its counters after sending, so the client may be faster.
+    let mut engine = stats.engines[0].1.clone();
+    for _ in 0..20 {
+        if engine.icmp_errors_relayed >= 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+        engine = lab.dp().stats().engines[0].1.clone();
+    }
+    assert_eq!(engine.icmp_errors_relayed, 1, "{engine:#?}");
+}
+
+/// A TOA option's client port and address.
+type Toa = Option<(u16, Ipv4Addr)>;
+
+/// The TOA option (kind 254, length 8, port then IPv4 address) of a TCP segment (`None`
+/// for frames that are not TCP).
+fn toa_of(frame: &[u8]) -> Option<Toa> {
+    let info = parse_frame(frame).ok()?;
+    let Payload::Ipv4(ip) = info.payload else {
+        return None;
+    };
+    let Transport::Tcp(tcp) = ip.transport else {
+        return None;
+    };
+    let start = ip.transport_offset() + 20;
+    let options = &frame[start..ip.transport_offset() + tcp.header_len];
+    let mut k = 0;
+    while k < options.len() {
+        match options[k] {
+            0 => break,
+            1 => k += 1,
+            kind => {
+                let len = usize::from(*options.get(k + 1)?);
+                if len < 2 || k + len > options.len() {
+                    return Some(None);
+                }
+                if kind == 254 && len == 8 {
+                    let port = u16::from_be_bytes([options[k + 2], options[k + 3]]);
+                    let addr = Ipv4Addr::new(
+                        options[k + 4],
+                        options[k + 5],
+                        options[k + 6],
+                        options[k + 7],
+                    );
+                    return Some(Some((port, addr)));
+                }
+                k += len;
+            }
+        }
+    }
+    Some(None)
+}
+
+/// TCP segments to the real servers' service port seen on their interfaces during one
+/// HTTP exchange from the client: (flags, TOA option) in arrival order, and the client's
+/// own address and port.
+fn segments_at_real_servers(lab: &Running) -> (Vec<(u8, Toa)>, SocketAddr) {
+    let inst = lab.inst.as_ref().expect("running");
+    let svc = &lab.lab.services[0];
+    let rport = svc.real_servers[0].config.port;
+    let socks: Vec<PacketSocket> = svc
+        .real_servers
+        .iter()
+        .map(|r| {
+            let node = r.node.as_deref().expect("lab real servers name their node");
+            let ns = inst.ns(node).expect("real server namespace");
+            let link = ns
+                .netlink()
+                .and_then(|h| h.link("eth0"))
+                .expect("real server eth0");
+            ns.run(|| PacketSocket::open(link.ifindex, ETH_P_ALL))
+                .expect("enter real server")
+                .expect("AF_PACKET socket on the real server")
+        })
+        .collect();
+    let t = lab.lab.traffic.as_ref().expect("lab has [traffic]");
+    let client = inst.ns(&t.from).expect("traffic source namespace");
+    let to = SocketAddr::new(t.to, t.port);
+    let local = client
+        .run(|| {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect_timeout(&to, GET_TIMEOUT)?;
+            s.set_read_timeout(Some(GET_TIMEOUT))?;
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut body = Vec::new();
+            s.read_to_end(&mut body)?;
+            assert!(!body.is_empty(), "empty HTTP answer");
+            s.local_addr()
+        })
+        .expect("enter client namespace")
+        .unwrap_or_else(|e| panic!("HTTP exchange with {to}: {e}\n{:#?}", lab.dp().stats()));
+    std::thread::sleep(Duration::from_millis(200));
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    for sock in &socks {
+        while let Some(rx) = sock.recv(&mut buf).expect("receive on the real server") {
+            if rx.outgoing {
+                continue;
+            }
+            let frame = &buf[..rx.len.min(buf.len())];
+            let Ok(info) = parse_frame(frame) else {
+                continue;
+            };
+            let Payload::Ipv4(ip) = info.payload else {
+                continue;
+            };
+            let Transport::Tcp(tcp) = ip.transport else {
+                continue;
+            };
+            if tcp.dst_port != rport {
+                continue;
+            }
+            seen.push((tcp.flags, toa_of(frame).flatten()));
+        }
+    }
+    (seen, local)
+}
+
+/// With TOA on, the FullNAT SYN and the handshake's final ACK reach the real server with
+/// the client's address and port in option 254 (the real server only sees the director's
+/// local address otherwise), later segments do not carry it; with TOA off no segment does.
+#[test]
+fn engine_fullnat_toa() {
+    let lab = Running::start_with("fullnat", &[], "e-toa", EngineOptions { toa: true });
+    let (seen, client) = segments_at_real_servers(&lab);
+    let IpAddr::V4(caddr) = client.ip() else {
+        panic!("client address {client} is not IPv4");
+    };
+    let want = Some((client.port(), caddr));
+    let syn = seen
+        .iter()
+        .find(|(flags, _)| flags & 0x02 != 0)
+        .unwrap_or_else(|| panic!("no SYN reached a real server: {seen:?}"));
+    assert_eq!(syn.1, want, "TOA of the SYN; segments {seen:?}");
+    let after: Vec<_> = seen.iter().filter(|(flags, _)| flags & 0x02 == 0).collect();
+    assert!(after.len() >= 2, "too few segments after the SYN: {seen:?}");
+    assert_eq!(after[0].1, want, "TOA of the first ACK; segments {seen:?}");
+    assert!(
+        after[1..].iter().all(|(_, toa)| toa.is_none()),
+        "TOA after the first ACK: {seen:?}"
+    );
+    drop(lab);
+
+    let lab = Running::start("fullnat", &[], "e-notoa");
+    let (seen, _) = segments_at_real_servers(&lab);
+    assert!(seen.len() >= 3, "too few segments seen: {seen:?}");
+    assert!(
+        seen.iter().all(|(_, toa)| toa.is_none()),
+        "TOA with TOA off: {seen:?}"
     );
 }
