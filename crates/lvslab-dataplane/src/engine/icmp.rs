@@ -194,6 +194,140 @@ mod tests {
         f
     }
 
+    use crate::conn::TcpFlags;
+    use crate::director::{FlowKey, Verdict};
+    use lvslab_spec::lb::ServiceKey;
+    use lvslab_spec::lb::{DestConfig, LoadBalancer, Protocol, Scheduler, ServiceConfig};
+
+    const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+    const RIP: Ipv4Addr = Ipv4Addr::new(172, 16, 20, 11);
+    const CIP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
+    const LIP: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 101);
+
+    /// A director with one TCP service on VIP:80 → RIP:8080 by `method`, and one client
+    /// connection from CIP:40000 scheduled; also returns its FullNAT local endpoint.
+    fn director_with_conn(method: ForwardMethod) -> (Director, Option<SocketAddrV4>) {
+        let mut d = Director::default();
+        let key = ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            addr: IpAddr::V4(VIP),
+            port: 80,
+        };
+        let mut cfg = ServiceConfig::new(key, Scheduler::Rr);
+        cfg.local_addresses = vec![IpAddr::V4(LIP)];
+        d.add_service(&cfg).expect("add service");
+        let mut dest = DestConfig::new(IpAddr::V4(RIP), 8080);
+        dest.method = method;
+        d.add_dest(&key, &dest).expect("add destination");
+        let syn = FlowKey {
+            protocol: Protocol::Tcp,
+            saddr: IpAddr::V4(CIP),
+            sport: 40000,
+            daddr: IpAddr::V4(VIP),
+            dport: 80,
+            tcp_flags: TcpFlags(TcpFlags::SYN),
+            fwmark: 0,
+            len: 60,
+        };
+        let Verdict::Forward(f) = d.lookup_or_schedule(0, &syn) else {
+            panic!("the SYN is not forwarded");
+        };
+        let local = f.fullnat.and_then(|(a, p)| v4(a, p));
+        (d, local)
+    }
+
+    fn quoted(src: SocketAddrV4, dst: SocketAddrV4) -> QuotedPacket {
+        QuotedPacket {
+            offset: 42,
+            header_len: 20,
+            protocol: 6,
+            src: *src.ip(),
+            dst: *dst.ip(),
+            ports: Some((src.port(), dst.port())),
+        }
+    }
+
+    #[test]
+    fn nat_errors_are_found_from_both_sides() {
+        let (d, _) = director_with_conn(ForwardMethod::Nat);
+        let client = SocketAddrV4::new(CIP, 40000);
+        let real = SocketAddrV4::new(RIP, 8080);
+        let vs = SocketAddrV4::new(VIP, 80);
+        // What the real server got: CIP:cport → RIP:rport.
+        let from_rs = flow_of_icmp_error(&d, &quoted(client, real));
+        assert_eq!(
+            from_rs,
+            Some(IcmpFlow::FromRealServer {
+                method: ForwardMethod::Nat,
+                virtual_service: vs,
+                client,
+            })
+        );
+        // What the client got: VIP:vport → CIP:cport.
+        let from_client = flow_of_icmp_error(&d, &quoted(vs, client));
+        assert_eq!(
+            from_client,
+            Some(IcmpFlow::FromClient {
+                method: ForwardMethod::Nat,
+                real,
+                local: None,
+            })
+        );
+        let egress = Egress {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            mtu: 1500,
+        };
+        let flow = from_client.expect("found");
+        assert_eq!(flow.toward(), RIP);
+        assert_eq!(
+            flow.translation(egress),
+            IcmpTranslation::nat_from_client(real, egress)
+        );
+        // Another client port, or the real server's port as seen by nobody: no flow.
+        let other = SocketAddrV4::new(CIP, 40001);
+        assert_eq!(flow_of_icmp_error(&d, &quoted(other, real)), None);
+        assert_eq!(flow_of_icmp_error(&d, &quoted(vs, other)), None);
+        let mut udp = quoted(client, real);
+        udp.protocol = 17;
+        assert_eq!(flow_of_icmp_error(&d, &udp), None);
+    }
+
+    #[test]
+    fn fullnat_errors_translate_both_endpoints() {
+        let (d, local) = director_with_conn(ForwardMethod::FullNat);
+        let local = local.expect("FullNAT local endpoint");
+        let client = SocketAddrV4::new(CIP, 40000);
+        let real = SocketAddrV4::new(RIP, 8080);
+        let vs = SocketAddrV4::new(VIP, 80);
+        let from_rs = flow_of_icmp_error(&d, &quoted(local, real)).expect("request side");
+        assert_eq!(from_rs.toward(), CIP);
+        let egress = Egress {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            mtu: 1500,
+        };
+        assert_eq!(
+            from_rs.translation(egress),
+            IcmpTranslation::fullnat_from_real_server(vs, client, egress)
+        );
+        let from_client = flow_of_icmp_error(&d, &quoted(vs, client)).expect("reply side");
+        assert_eq!(
+            from_client.translation(egress),
+            IcmpTranslation::fullnat_from_client(local, real, egress)
+        );
+        // The client's own address toward the real server was never on the wire.
+        assert_eq!(flow_of_icmp_error(&d, &quoted(client, real)), None);
+    }
+
+    #[test]
+    fn dr_connections_are_not_translated() {
+        let (d, _) = director_with_conn(ForwardMethod::Dr);
+        let client = SocketAddrV4::new(CIP, 40000);
+        let vs = SocketAddrV4::new(VIP, 80);
+        assert_eq!(flow_of_icmp_error(&d, &quoted(vs, client)), None);
+    }
+
     #[test]
     fn answer_parses_and_quotes_the_request() {
         let f = udp_frame();

@@ -323,6 +323,50 @@ mod tests {
         assert!(rules.contains("ip saddr 172.16.20.11 ip daddr 10.10.0.101 tcp sport 8080 drop"));
     }
 
+    fn quoted(src: &str, sport: u16, dst: &str, dport: u16) -> QuotedPacket {
+        QuotedPacket {
+            offset: 42,
+            header_len: 20,
+            protocol: 6,
+            src: src.parse().expect("addr"),
+            dst: dst.parse().expect("addr"),
+            ports: Some((sport, dport)),
+        }
+    }
+
+    #[test]
+    fn icmp_errors_quoting_nat_traffic_are_the_engines() {
+        let v = ServiceView::from_listing(&[status(ForwardMethod::Nat, 8080, &[])]);
+        // From the real server's side: quotes CIP:cport → RIP:rport.
+        assert!(v.is_icmp_error_about_service(&quoted(
+            "198.51.100.1",
+            40000,
+            "172.16.20.11",
+            8080
+        )));
+        // From the client's side: quotes VIP:vport → CIP:cport.
+        assert!(v.is_icmp_error_about_service(&quoted("203.0.113.10", 80, "198.51.100.1", 40000)));
+        assert!(!v.is_icmp_error_about_service(&quoted("198.51.100.1", 40000, "172.16.20.11", 22)));
+        let rules = director_ruleset(&v, &["eth0".into()], &[]);
+        // 172.16.20.11 = 0xac10140b, 203.0.113.10 = 0xcb00710a.
+        assert!(
+            rules.contains("@th,136,8 6 @th,192,32 0xac10140b @th,240,16 8080 drop"),
+            "{rules}"
+        );
+        assert!(
+            rules.contains("@th,136,8 6 @th,160,32 0xcb00710a @th,224,16 80 drop"),
+            "{rules}"
+        );
+    }
+
+    #[test]
+    fn icmp_errors_about_dr_services_stay_with_the_kernel() {
+        let v = ServiceView::from_listing(&[status(ForwardMethod::Dr, 80, &[])]);
+        assert!(!v.is_icmp_error_about_service(&quoted("203.0.113.10", 80, "198.51.100.1", 40000)));
+        let rules = director_ruleset(&v, &["eth0".into()], &[]);
+        assert!(!rules.contains("icmp"), "{rules}");
+    }
+
     #[test]
     fn endpoint_rules_drop_only_the_tunnel_protocol() {
         let r = endpoint_ruleset("eth0", 47, &["198.51.100.1".parse().expect("addr")]);
