@@ -10,7 +10,7 @@
 //! keyed by the masked client address and re-armed per new connection; destination counters and
 //! the OVERLOAD flag follow the selected [`Profile`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvslab_spec::lb::{
@@ -18,6 +18,7 @@ use lvslab_spec::lb::{
     ServiceConfig, ServiceFlags, ServiceKey, ServiceStatus, Stats, Timeouts, TunnelType,
 };
 
+use crate::conn::fasthash::FastMap;
 use crate::conn::tcp::next_state;
 use crate::conn::{
     Conn, ConnFlags, ConnId, ConnKey, ConnState, ConnTable, ReplyKey, TableDir, TcpFlags, TcpState,
@@ -339,7 +340,7 @@ enum SchedOutcome {
 pub struct Director {
     cfg: DirectorConfig,
     services: BTreeMap<ServiceKey, Service>,
-    dests: HashMap<DestId, Dest>,
+    dests: FastMap<DestId, Dest>,
     trash: Vec<DestId>,
     trash_timer_ms: Option<u64>,
     next_dest: u32,
@@ -441,7 +442,7 @@ impl Director {
         Director {
             cfg,
             services: BTreeMap::new(),
-            dests: HashMap::new(),
+            dests: FastMap::default(),
             trash: Vec::new(),
             trash_timer_ms: None,
             next_dest: 1,

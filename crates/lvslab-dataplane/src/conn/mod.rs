@@ -5,20 +5,29 @@
 //! client addr/port) for NAT and by (protocol, real-server addr/port, local addr/port) for
 //! FullNAT. Templates (persistence) live in their own index with client port 0. Timeouts are
 //! idle timeouts: every packet that finishes processing re-arms `now + timeout`. When a timer
-//! fires on an entry that still controls others it is re-armed for 60 s instead. One-packet
+//! fires on an entry that still controls others it is re-armed for 60 s instead.
+//!
+//! Re-arming is lazy: a packet only moves `expires_ms`; the ordered timer set keeps an entry's
+//! older, earlier due time until it comes up, and an entry found there whose `expires_ms` has
+//! moved on is filed again under its real time instead of firing. Every entry thus fires at
+//! exactly its `expires_ms`, in the same order as with eager re-arming, without a tree update
+//! per packet. Timers that move earlier (a shorter state timeout) are moved at once. One-packet
 //! entries are never hashed. Time is injected (milliseconds); nothing here reads a clock.
 //!
 //! Size: `std::mem::size_of::<Conn>()` is reported by the `conn_entry_size_is_reported` test
 //! (144 bytes on x86-64 at the time of writing), plus the index entries.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use lvslab_spec::lb::ForwardMethod;
 
 use crate::sched::DestId;
 
+pub mod fasthash;
 pub mod tcp;
+
+use fasthash::FastMap;
 
 pub use tcp::{TableDir, TcpFlags, TcpState};
 
@@ -152,13 +161,21 @@ pub struct TableFull {
     pub max: usize,
 }
 
+/// An entry and the due time its timer is filed under in the timer set.
+#[derive(Debug, Clone)]
+struct Slot {
+    conn: Conn,
+    /// Key of this entry's one element in `timers`; never after `conn.expires_ms`.
+    timer_ms: u64,
+}
+
 /// The connection table.
 #[derive(Debug, Clone)]
 pub struct ConnTable {
-    conns: HashMap<ConnId, Conn>,
-    by_key: HashMap<ConnKey, ConnId>,
-    templates: HashMap<ConnKey, ConnId>,
-    by_reply: HashMap<ReplyKey, ConnId>,
+    conns: FastMap<ConnId, Slot>,
+    by_key: FastMap<ConnKey, ConnId>,
+    templates: FastMap<ConnKey, ConnId>,
+    by_reply: FastMap<ReplyKey, ConnId>,
     timers: BTreeSet<(u64, ConnId)>,
     next_id: u64,
     max_entries: usize,
@@ -169,10 +186,10 @@ impl ConnTable {
     /// An empty table holding at most `max_entries` entries (templates included).
     pub fn new(max_entries: usize) -> Self {
         ConnTable {
-            conns: HashMap::new(),
-            by_key: HashMap::new(),
-            templates: HashMap::new(),
-            by_reply: HashMap::new(),
+            conns: FastMap::default(),
+            by_key: FastMap::default(),
+            templates: FastMap::default(),
+            by_reply: FastMap::default(),
             timers: BTreeSet::new(),
             next_id: 1,
             max_entries,
@@ -228,28 +245,29 @@ impl ConnTable {
             }
         }
         if let Some(t) = conn.control {
-            if let Some(tc) = self.conns.get_mut(&t) {
+            if let Some(tc) = self.get_mut(t) {
                 tc.n_control += 1;
             }
         }
         self.timers.insert((conn.expires_ms, id));
-        self.conns.insert(id, conn);
+        let timer_ms = conn.expires_ms;
+        self.conns.insert(id, Slot { conn, timer_ms });
         Ok(id)
     }
 
     /// The entry with this id.
     pub fn get(&self, id: ConnId) -> Option<&Conn> {
-        self.conns.get(&id)
+        self.conns.get(&id).map(|s| &s.conn)
     }
 
     /// The entry with this id, mutable. Do not change keys through this.
     pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
-        self.conns.get_mut(&id)
+        self.conns.get_mut(&id).map(|s| &mut s.conn)
     }
 
     /// Every entry, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Conn> {
-        self.conns.values()
+        self.conns.values().map(|s| &s.conn)
     }
 
     /// Request-direction lookup (templates are never returned).
@@ -269,22 +287,31 @@ impl ConnTable {
 
     /// Re-arms the idle timer to `now + timeout`.
     pub fn rearm(&mut self, id: ConnId, now_ms: u64) {
-        if let Some(c) = self.conns.get_mut(&id) {
-            self.timers.remove(&(c.expires_ms, id));
-            c.expires_ms = now_ms.saturating_add(c.timeout_ms);
-            self.timers.insert((c.expires_ms, id));
+        if let Some(s) = self.conns.get_mut(&id) {
+            s.conn.expires_ms = now_ms.saturating_add(s.conn.timeout_ms);
+            Self::file_timer(&mut self.timers, s);
+        }
+    }
+
+    /// Restores "filed no later than due" after `expires_ms` moved; a later due time stays
+    /// filed under the old one (see the module comment).
+    fn file_timer(timers: &mut BTreeSet<(u64, ConnId)>, s: &mut Slot) {
+        if s.conn.expires_ms < s.timer_ms {
+            timers.remove(&(s.timer_ms, s.conn.id));
+            s.timer_ms = s.conn.expires_ms;
+            timers.insert((s.timer_ms, s.conn.id));
         }
     }
 
     /// Makes the timer due at `now` and unhashes the entry so a new one can take its key
     /// (the kernel's new entry shadows the old one until its timer runs).
     pub fn expire_now(&mut self, id: ConnId, now_ms: u64) {
-        if let Some(c) = self.conns.get_mut(&id) {
-            if c.expires_ms > now_ms {
-                self.timers.remove(&(c.expires_ms, id));
-                c.expires_ms = now_ms;
-                self.timers.insert((now_ms, id));
+        if let Some(s) = self.conns.get_mut(&id) {
+            if s.conn.expires_ms > now_ms {
+                s.conn.expires_ms = now_ms;
+                Self::file_timer(&mut self.timers, s);
             }
+            let c = &s.conn;
             let key = c.key;
             let rk = c.reply_key();
             let template = c.flags.template;
@@ -294,7 +321,7 @@ impl ConnTable {
 
     /// Invalidates a template so it is never found again (it lives on until its timer).
     pub fn invalidate_template(&mut self, id: ConnId) {
-        if let Some(c) = self.conns.get(&id) {
+        if let Some(c) = self.get(id) {
             let key = c.key;
             if self.templates.get(&key) == Some(&id) {
                 self.templates.remove(&key);
@@ -321,11 +348,11 @@ impl ConnTable {
     /// Removes an entry now (unhash, detach from its template) and returns it so the caller
     /// can unbind it from its destination.
     pub fn remove(&mut self, id: ConnId) -> Option<Conn> {
-        let c = self.conns.remove(&id)?;
-        self.timers.remove(&(c.expires_ms, id));
+        let Slot { conn: c, timer_ms } = self.conns.remove(&id)?;
+        self.timers.remove(&(timer_ms, id));
         self.unhash(id, c.key, c.reply_key(), c.flags.template);
         if let Some(t) = c.control {
-            if let Some(tc) = self.conns.get_mut(&t) {
+            if let Some(tc) = self.get_mut(t) {
                 tc.n_control = tc.n_control.saturating_sub(1);
             }
         }
@@ -341,14 +368,24 @@ impl ConnTable {
                 break;
             }
             self.timers.remove(&(t, id));
+            if let Some(s) = self.conns.get_mut(&id) {
+                if s.conn.expires_ms > t {
+                    // Packets moved it on since it was filed: file it under its real time
+                    // (which may still be due in this call, and then comes up in order).
+                    s.timer_ms = s.conn.expires_ms;
+                    self.timers.insert((s.timer_ms, id));
+                    continue;
+                }
+            }
             // At the end of time a re-arm cannot move the timer: let the entry go.
             let saturated = t.saturating_add(CONTROL_REARM_MS) == t;
-            let controls = self.conns.get(&id).map(|c| c.n_control > 0 && !saturated);
+            let controls = self.get(id).map(|c| c.n_control > 0 && !saturated);
             match controls {
                 Some(true) => {
-                    if let Some(c) = self.conns.get_mut(&id) {
-                        c.expires_ms = t.saturating_add(CONTROL_REARM_MS);
-                        self.timers.insert((c.expires_ms, id));
+                    if let Some(s) = self.conns.get_mut(&id) {
+                        s.conn.expires_ms = t.saturating_add(CONTROL_REARM_MS);
+                        s.timer_ms = s.conn.expires_ms;
+                        self.timers.insert((s.timer_ms, id));
                     }
                 }
                 Some(false) => {
@@ -376,5 +413,135 @@ mod tests {
         let size = std::mem::size_of::<Conn>();
         println!("size_of::<Conn>() = {size} bytes");
         assert!(size <= 192, "Conn grew to {size} bytes");
+    }
+
+    fn entry(n: u32, timeout_ms: u64, control: Option<ConnId>) -> Conn {
+        let addr = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 | n));
+        let template = n % 7 == 0;
+        Conn {
+            id: ConnId(0),
+            key: ConnKey {
+                proto: 6,
+                caddr: addr,
+                cport: if template { 0 } else { 1000 },
+                vaddr: IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)),
+                vport: 80,
+            },
+            daddr: IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 1)),
+            dport: 80,
+            local: None,
+            method: ForwardMethod::Nat,
+            flags: ConnFlags {
+                template,
+                ..ConnFlags::default()
+            },
+            state: ConnState::Udp,
+            timeout_ms,
+            expires_ms: 0,
+            control: if template { None } else { control },
+            n_control: 0,
+            dest: DestId(1),
+            assured: false,
+            in_pkts: 0,
+        }
+    }
+
+    /// Eager reference: every re-arm sets the due time; expiry takes entries in
+    /// (due time, id) order, re-arming controllers for 60 s.
+    #[derive(Default)]
+    struct Model {
+        due: std::collections::BTreeMap<ConnId, (u64, u64, Option<ConnId>)>,
+    }
+
+    impl Model {
+        fn controls(&self, id: ConnId) -> bool {
+            self.due.values().any(|&(_, _, c)| c == Some(id))
+        }
+
+        fn expire(&mut self, now: u64) -> Vec<ConnId> {
+            let mut gone = Vec::new();
+            while let Some((t, id)) = self
+                .due
+                .iter()
+                .map(|(&id, &(t, _, _))| (t, id))
+                .filter(|&(t, _)| t <= now)
+                .min()
+            {
+                if self.controls(id) && t.saturating_add(CONTROL_REARM_MS) != t {
+                    if let Some(e) = self.due.get_mut(&id) {
+                        e.0 = t + CONTROL_REARM_MS;
+                    }
+                } else {
+                    self.due.remove(&id);
+                    gone.push(id);
+                }
+            }
+            gone
+        }
+    }
+
+    #[test]
+    fn lazy_rearm_fires_like_eager_rearm() {
+        // A fixed pseudo-random run of inserts, re-arms with changing timeouts (longer and
+        // shorter), forced expiries and clock steps; the table must expire exactly the
+        // entries the eager model does, in the same order, with the same due times.
+        let mut rng = crate::sched::SeededRng::new(7);
+        use crate::sched::RandomSource;
+        let mut table = ConnTable::new(1 << 16);
+        let mut model = Model::default();
+        let mut now = 0u64;
+        let mut live: Vec<ConnId> = Vec::new();
+        let mut fired = 0;
+        let timeouts = [500, 3_000, 120_000, 900_000, 2_000];
+        for step in 0..20_000u32 {
+            match rng.below(10) {
+                0..=2 => {
+                    let timeout = timeouts[rng.below(5) as usize];
+                    let control = live
+                        .get(rng.below(live.len() as u32 + 1) as usize)
+                        .copied()
+                        .filter(|t| table.get(*t).is_some_and(|c| c.flags.template));
+                    let c = entry(step, timeout, control);
+                    let ctl = c.control;
+                    let id = table.insert(c, now).expect("room");
+                    model.due.insert(id, (now + timeout, timeout, ctl));
+                    live.push(id);
+                }
+                3..=6 if !live.is_empty() => {
+                    let id = live[rng.below(live.len() as u32) as usize];
+                    let timeout = timeouts[rng.below(5) as usize];
+                    if let Some(c) = table.get_mut(id) {
+                        c.timeout_ms = timeout;
+                        table.rearm(id, now);
+                        let e = model.due.get_mut(&id).expect("model has it");
+                        *e = (now + timeout, timeout, e.2);
+                    }
+                }
+                7 if !live.is_empty() => {
+                    let id = live[rng.below(live.len() as u32) as usize];
+                    if table.get(id).is_some() {
+                        table.expire_now(id, now);
+                        let e = model.due.get_mut(&id).expect("model has it");
+                        e.0 = e.0.min(now);
+                    }
+                }
+                _ => {
+                    now += u64::from(rng.below(200_000));
+                    let got: Vec<ConnId> = table.expire(now).iter().map(|c| c.id).collect();
+                    let want = model.expire(now);
+                    assert_eq!(got, want, "expiry at {now} ms differs");
+                    fired += got.len();
+                    live.retain(|id| table.get(*id).is_some());
+                }
+            }
+            for (&id, &(due, _, _)) in &model.due {
+                let c = table.get(id).expect("entry the model still has");
+                assert_eq!(c.expires_ms, due, "due time of {id:?}");
+            }
+        }
+        assert!(
+            fired > 1000,
+            "the run should expire many entries, got {fired}"
+        );
     }
 }
