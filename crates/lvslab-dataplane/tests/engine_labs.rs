@@ -713,3 +713,105 @@ fn engine_fullnat_toa() {
         "TOA with TOA off: {seen:?}"
     );
 }
+
+/// The other direction (`ip_vs_in_icmp`): a NAT real server's UDP answer reaches a client
+/// port that was closed in between, and the client's kernel answers port unreachable about
+/// the reply it got (`VIP:vport → CIP:cport` once the firewall has undone its DNAT). The
+/// director must pass it to the real server as an error about the packet that server sent:
+/// outer destination the RIP, quoted source `RIP:rport`.
+#[test]
+fn engine_nat_relays_client_port_unreachable_to_the_real_server() {
+    let lab = Running::start("nat", &[], "e-icmpin");
+    let inst = lab.inst.as_ref().expect("running");
+    let director_ns = inst.ns(&lab.director()).expect("director namespace");
+    let svc = &lab.lab.services[0];
+    let vip = match svc.config.key {
+        lvslab_spec::lb::ServiceKey::Addr { addr, .. } => addr,
+        ref other => panic!("unexpected service {other}"),
+    };
+    let rs = &svc.real_servers[0];
+    let IpAddr::V4(rip) = rs.config.addr else {
+        panic!("real server address is not IPv4");
+    };
+    // The lab's real servers run a udp-echo server on 5353.
+    let echo_port = 5353;
+    let key = lvslab_spec::lb::ServiceKey::Addr {
+        protocol: lvslab_spec::lb::Protocol::Udp,
+        addr: vip,
+        port: 53,
+    };
+    let mut dest = lvslab_spec::lb::DestConfig::new(rs.config.addr, echo_port);
+    dest.method = lvslab_spec::lb::ForwardMethod::Nat;
+    lab.dp()
+        .with_director(&lab.director(), |d| {
+            d.add_service(&lvslab_spec::lb::ServiceConfig::new(key, Scheduler::Rr))?;
+            d.add_dest(&key, &dest)
+        })
+        .expect("director exists")
+        .expect("add udp service and its destination");
+    wait_for_rule(director_ns, "udp dport 53");
+    wait_for_rule(director_ns, &format!("@th,224,16 {:#x}", 53));
+
+    let rs_node = rs
+        .node
+        .as_deref()
+        .expect("lab real servers name their node");
+    let rs_ns = inst.ns(rs_node).expect("real server namespace");
+    let link = rs_ns
+        .netlink()
+        .and_then(|h| h.link("eth0"))
+        .expect("real server eth0");
+    let capture = rs_ns
+        .run(|| PacketSocket::open(link.ifindex, ETH_P_ALL))
+        .expect("enter real server")
+        .expect("AF_PACKET socket on the real server");
+
+    let t = lab.lab.traffic.as_ref().expect("lab has [traffic]");
+    let client = inst.ns(&t.from).expect("traffic source namespace");
+    let target = SocketAddr::new(t.to, 53);
+    client
+        .run(|| {
+            // Closed right after sending: the echo comes back to a port nobody holds.
+            let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+            s.send_to(b"echo me", target).map(|_| ())
+        })
+        .expect("enter client namespace")
+        .expect("send from the client");
+
+    let mut found = None;
+    let mut buf = vec![0u8; 65_536];
+    for _ in 0..60 {
+        while let Some(rx) = capture.recv(&mut buf).expect("receive on the real server") {
+            if rx.outgoing {
+                continue;
+            }
+            let Ok(info) = parse_frame(&buf[..rx.len.min(buf.len())]) else {
+                continue;
+            };
+            let Payload::Ipv4(ip) = info.payload else {
+                continue;
+            };
+            if let Transport::Icmp(icmp) = ip.transport {
+                if icmp.ty == 3 && icmp.code == 3 {
+                    found = Some((ip.dst, icmp.quoted));
+                }
+            }
+        }
+        if found.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stats = lab.dp().stats();
+    let (outer_dst, quoted) = found
+        .unwrap_or_else(|| panic!("no port unreachable reached {rs_node}\nengine: {stats:#?}"));
+    let quoted = quoted.expect("the error quotes a packet");
+    assert_eq!(outer_dst, rip, "outer destination");
+    assert_eq!(quoted.protocol, 17);
+    assert_eq!(quoted.src, rip, "quoted source: {quoted:?}");
+    assert_eq!(
+        quoted.ports.map(|(sport, _)| sport),
+        Some(echo_port),
+        "quoted source port: {quoted:?}"
+    );
+}
