@@ -4,7 +4,11 @@
 //! sees); IPv4 to a virtual service → [`Director::lookup_or_schedule`] → the rewrite of the
 //! destination's forwarding method → out of the interface the route names; IPv4 from a
 //! NAT/FullNAT real server → [`Director::lookup_reply`] → reverse rewrite → toward the
-//! client. Everything else is left to the namespace's kernel, which never sees the frames
+//! client; an ICMP error (dest-unreachable, source-quench, time-exceeded) quoting a packet
+//! of a NAT/FullNAT connection → [`flow_of_icmp_error`] → [`translate_icmp_error`] → to the
+//! client or the real server, each seeing its own packet quoted. With
+//! [`EngineOptions::toa`], FullNAT SYNs and first ACKs carry the client's address in a TOA
+//! option. Everything else is left to the namespace's kernel, which never sees the frames
 //! the engine handles thanks to the nft `netdev` ingress table kept in step with the
 //! services (checked every [`TICK_MS`]).
 

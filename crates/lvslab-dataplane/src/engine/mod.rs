@@ -3,7 +3,8 @@
 //!
 //! - [`director_engine`]: AF_PACKET on every interface of a director's namespace, ARP for
 //!   the served addresses, next hops resolved by the engine itself, per-packet decisions
-//!   from the [`Director`] and the rewrites of [`crate::rewrite`]; an nft `netdev` table
+//!   from the [`Director`] and the rewrites of [`crate::rewrite`] (ICMP errors about its
+//!   NAT/FullNAT connections translated back, [`icmp`]); an nft `netdev` table
 //!   (`lvslab_engine`) keeps the handled frames from the namespace's kernel.
 //! - [`tunnel_endpoint`]: decapsulation into a TUN device on TUN-mode real servers.
 //! - [`view`]: which frames are the engine's, and the nft rulesets that say so.
