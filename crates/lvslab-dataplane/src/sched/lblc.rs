@@ -48,27 +48,32 @@ pub(crate) fn lblc_wlc(dests: &[DestView]) -> Option<DestId> {
     weighted_least(dests, |d| i64::from(d.overhead))
 }
 
+/// One cached address: what lblc (a server) or lblcr (a server set) keeps for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Entry {
-    addr: IpAddr,
-    dest: DestId,
-    lastuse_ms: u64,
+pub(crate) struct CacheEntry<T> {
+    /// The destination address the entry is keyed by.
+    pub(crate) addr: IpAddr,
+    /// Last time a packet used the entry (what the GC ages by).
+    pub(crate) lastuse_ms: u64,
+    /// The scheduler's data for the address.
+    pub(crate) value: T,
 }
 
-/// The lblc cache and its GC state.
+/// The address-keyed cache lblc and lblcr share: 1024 buckets with newest entries at each
+/// bucket's head, the 2026 size bound, and the 60-second GC with its counter and rover.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lblc {
-    buckets: Vec<Vec<Entry>>,
+pub(crate) struct AddrCache<T> {
+    buckets: Vec<Vec<CacheEntry<T>>>,
     entries: usize,
     counter: u32,
     rover: usize,
     next_gc_ms: u64,
 }
 
-impl Lblc {
+impl<T: Clone> AddrCache<T> {
     /// An empty cache whose first GC tick is 60 s after `now_ms`.
-    pub fn new(now_ms: u64) -> Self {
-        Lblc {
+    pub(crate) fn new(now_ms: u64) -> Self {
+        AddrCache {
             buckets: vec![Vec::new(); LBLC_TAB_SIZE],
             entries: 0,
             counter: 1,
@@ -78,64 +83,41 @@ impl Lblc {
     }
 
     /// Number of cached addresses.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries
     }
 
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.entries == 0
-    }
-
-    /// The server cached for `addr`.
-    pub fn cached(&self, addr: IpAddr) -> Option<DestId> {
+    /// The entry for `addr`.
+    pub(crate) fn get(&self, addr: IpAddr) -> Option<&CacheEntry<T>> {
         self.buckets[lblc_bucket(addr)]
             .iter()
             .find(|e| e.addr == addr)
-            .map(|e| e.dest)
     }
 
-    /// Picks a server for the packet's destination address.
-    pub fn schedule(&mut self, input: &SchedInput<'_>) -> Option<DestId> {
-        let addr = input.pkt.daddr;
-        let b = lblc_bucket(addr);
-        if let Some(e) = self.buckets[b].iter_mut().find(|e| e.addr == addr) {
-            e.lastuse_ms = input.now_ms;
-            let id = e.dest;
-            if let Some(d) = input.find(id) {
-                if d.available && d.weight > 0 && !lblc_overloaded(d, input.dests) {
-                    return Some(id);
-                }
-            }
-        }
-        let id = lblc_wlc(input.dests)?;
-        self.insert(input, addr, id);
-        Some(id)
+    /// The entry for `addr`, mutable.
+    pub(crate) fn get_mut(&mut self, addr: IpAddr) -> Option<&mut CacheEntry<T>> {
+        self.buckets[lblc_bucket(addr)]
+            .iter_mut()
+            .find(|e| e.addr == addr)
     }
 
-    fn insert(&mut self, input: &SchedInput<'_>, addr: IpAddr, dest: DestId) {
-        let b = lblc_bucket(addr);
-        if let Some(e) = self.buckets[b].iter_mut().find(|e| e.addr == addr) {
-            e.dest = dest;
+    /// Adds an entry for `addr` (the caller checked there is none) used at `now_ms`, at its
+    /// bucket's head as `hlist_add_head` does; 2026 kernels refuse beyond 1.5 × the GC size.
+    pub(crate) fn insert_new(&mut self, profile: Profile, addr: IpAddr, now_ms: u64, value: T) {
+        if profile == Profile::P2026 && self.entries >= LBLC_MAX_SIZE * 3 / 2 {
             return;
         }
-        if input.profile == Profile::P2026 && self.entries >= LBLC_MAX_SIZE * 3 / 2 {
-            return;
-        }
-        // New entries go to the bucket head, as hlist_add_head does.
-        self.buckets[b].insert(
-            0,
-            Entry {
-                addr,
-                dest,
-                lastuse_ms: input.now_ms,
-            },
-        );
+        let entry = CacheEntry {
+            addr,
+            lastuse_ms: now_ms,
+            value,
+        };
+        self.buckets[lblc_bucket(addr)].insert(0, entry);
         self.entries += 1;
     }
 
     /// Runs every GC tick due by `now_ms`.
-    pub fn tick(&mut self, now_ms: u64, expiration_ms: u64) {
+    pub(crate) fn tick(&mut self, now_ms: u64, expiration_ms: u64) {
         // A long gap (a clock jump) runs a bounded number of ticks, enough for a full sweep,
         // instead of one per missed minute.
         let mut ticks = 0;
@@ -182,5 +164,60 @@ impl Lblc {
             }
         }
         self.rover = j;
+    }
+}
+
+/// The lblc cache and its GC state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lblc {
+    cache: AddrCache<DestId>,
+}
+
+impl Lblc {
+    /// An empty cache whose first GC tick is 60 s after `now_ms`.
+    pub fn new(now_ms: u64) -> Self {
+        Lblc {
+            cache: AddrCache::new(now_ms),
+        }
+    }
+
+    /// Number of cached addresses.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.cache.len() == 0
+    }
+
+    /// The server cached for `addr`.
+    pub fn cached(&self, addr: IpAddr) -> Option<DestId> {
+        self.cache.get(addr).map(|e| e.value)
+    }
+
+    /// Picks a server for the packet's destination address.
+    pub fn schedule(&mut self, input: &SchedInput<'_>) -> Option<DestId> {
+        let addr = input.pkt.daddr;
+        if let Some(e) = self.cache.get_mut(addr) {
+            e.lastuse_ms = input.now_ms;
+            let id = e.value;
+            if let Some(d) = input.find(id) {
+                if d.available && d.weight > 0 && !lblc_overloaded(d, input.dests) {
+                    return Some(id);
+                }
+            }
+        }
+        let id = lblc_wlc(input.dests)?;
+        match self.cache.get_mut(addr) {
+            Some(e) => e.value = id,
+            None => self.cache.insert_new(input.profile, addr, input.now_ms, id),
+        }
+        Some(id)
+    }
+
+    /// Runs every GC tick due by `now_ms`.
+    pub fn tick(&mut self, now_ms: u64, expiration_ms: u64) {
+        self.cache.tick(now_ms, expiration_ms);
     }
 }

@@ -11,103 +11,114 @@
 
 use std::net::IpAddr;
 
-use super::lblc::{
-    lblc_bucket, lblc_overloaded, lblc_wlc, CHECK_EXPIRE_INTERVAL_MS, COUNT_FOR_FULL_EXPIRATION,
-    ENTRY_TIMEOUT_MS, LBLC_MAX_SIZE, LBLC_TAB_SIZE,
-};
-use super::{DestId, Profile, SchedInput};
+use super::lblc::{lblc_overloaded, lblc_wlc, AddrCache};
+use super::{DestId, DestView, SchedInput};
 
+/// A member of a server set, with where it sat in the scheduler input last time so the
+/// per-decision lookups are O(1) instead of a scan of the service (sets can grow to every
+/// server of the service).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Entry {
-    addr: IpAddr,
-    set: Vec<DestId>,
+struct Member {
+    id: DestId,
+    hint: usize,
+}
+
+/// A cached address's server set, front first, and when it last changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ServerSet {
+    set: Vec<Member>,
     lastmod_ms: u64,
-    lastuse_ms: u64,
 }
 
 /// The lblcr cache and its GC state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lblcr {
-    buckets: Vec<Vec<Entry>>,
-    entries: usize,
-    counter: u32,
-    rover: usize,
-    next_gc_ms: u64,
+    cache: AddrCache<ServerSet>,
+}
+
+/// The members' views, front first, skipping ids the input no longer has.
+fn member_views<'a>(
+    set: &'a mut [Member],
+    input: &'a SchedInput<'_>,
+) -> impl Iterator<Item = &'a DestView> + 'a {
+    set.iter_mut()
+        .filter_map(move |m| input.find_near(m.id, &mut m.hint))
 }
 
 impl Lblcr {
     /// An empty cache whose first GC tick is 60 s after `now_ms`.
     pub fn new(now_ms: u64) -> Self {
         Lblcr {
-            buckets: vec![Vec::new(); LBLC_TAB_SIZE],
-            entries: 0,
-            counter: 1,
-            rover: 0,
-            next_gc_ms: now_ms.saturating_add(CHECK_EXPIRE_INTERVAL_MS),
+            cache: AddrCache::new(now_ms),
         }
     }
 
     /// Number of cached addresses.
     pub fn len(&self) -> usize {
-        self.entries
+        self.cache.len()
     }
 
     /// Whether the cache is empty.
     pub fn is_empty(&self) -> bool {
-        self.entries == 0
+        self.cache.len() == 0
     }
 
     /// The server set cached for `addr`, front first.
     pub fn cached_set(&self, addr: IpAddr) -> Option<Vec<DestId>> {
-        self.buckets[lblc_bucket(addr)]
-            .iter()
-            .find(|e| e.addr == addr)
-            .map(|e| e.set.clone())
+        self.cache
+            .get(addr)
+            .map(|e| e.value.set.iter().map(|m| m.id).collect())
     }
 
-    fn set_min(set: &[DestId], input: &SchedInput<'_>) -> Option<DestId> {
-        let views: Vec<_> = set.iter().filter_map(|&id| input.find(id)).collect();
-        let first = views
-            .iter()
-            .position(|d| !d.overloaded && d.weight > 0 && d.available)?;
-        let mut least = views[first];
-        let mut loh = i64::from(least.overhead);
-        for d in views[first + 1..].iter().filter(|d| !d.overloaded) {
+    fn set_min(set: &mut [Member], input: &SchedInput<'_>) -> Option<DestId> {
+        // The first usable member starts; later ones must also be non-OVERLOAD and available.
+        let mut least: Option<(&DestView, i64)> = None;
+        for d in member_views(set, input) {
             let doh = i64::from(d.overhead);
-            if loh * i64::from(d.weight) > doh * i64::from(least.weight) && d.available {
-                least = d;
-                loh = doh;
+            let take = match least {
+                None => !d.overloaded && d.weight > 0 && d.available,
+                Some((l, loh)) => {
+                    !d.overloaded
+                        && loh * i64::from(d.weight) > doh * i64::from(l.weight)
+                        && d.available
+                }
+            };
+            if take {
+                least = Some((d, doh));
             }
         }
-        Some(least.id)
+        least.map(|(d, _)| d.id)
     }
 
-    fn set_max(set: &[DestId], input: &SchedInput<'_>) -> Option<DestId> {
-        let views: Vec<_> = set.iter().filter_map(|&id| input.find(id)).collect();
-        let first = views.iter().position(|d| d.weight > 0)?;
-        let mut most = views[first];
-        let mut moh = i64::from(most.overhead);
-        for d in &views[first + 1..] {
+    fn set_max(set: &mut [Member], input: &SchedInput<'_>) -> Option<DestId> {
+        // OVERLOAD is ignored here; only weight 0 members are never picked.
+        let mut most: Option<(&DestView, i64)> = None;
+        for d in member_views(set, input) {
             let doh = i64::from(d.overhead);
-            if moh * i64::from(d.weight) < doh * i64::from(most.weight) && d.weight > 0 {
-                most = d;
-                moh = doh;
+            let take = match most {
+                None => d.weight > 0,
+                Some((m, moh)) => {
+                    moh * i64::from(d.weight) < doh * i64::from(m.weight) && d.weight > 0
+                }
+            };
+            if take {
+                most = Some((d, doh));
             }
         }
-        Some(most.id)
+        most.map(|(d, _)| d.id)
     }
 
     /// Picks a server for the packet's destination address.
     pub fn schedule(&mut self, input: &SchedInput<'_>) -> Option<DestId> {
         let addr = input.pkt.daddr;
         let now = input.now_ms;
-        let b = lblc_bucket(addr);
-        if let Some(e) = self.buckets[b].iter_mut().find(|e| e.addr == addr) {
+        if let Some(e) = self.cache.get_mut(addr) {
             e.lastuse_ms = now;
-            let m = Self::set_min(&e.set, input);
+            let e = &mut e.value;
+            let m = Self::set_min(&mut e.set, input);
             if e.set.len() > 1 && now > e.lastmod_ms.saturating_add(input.cache_expiration_ms) {
-                if let Some(most) = Self::set_max(&e.set, input) {
-                    e.set.retain(|&id| id != most);
+                if let Some(most) = Self::set_max(&mut e.set, input) {
+                    e.set.retain(|m| m.id != most);
                     e.lastmod_ms = now;
                 }
             }
@@ -120,76 +131,129 @@ impl Lblcr {
                 }
             }
             let id = lblc_wlc(input.dests)?;
-            if !e.set.contains(&id) {
-                e.set.insert(0, id);
+            if !e.set.iter().any(|m| m.id == id) {
+                e.set.insert(0, Member { id, hint: 0 });
                 e.lastmod_ms = now;
             }
             return Some(id);
         }
         let id = lblc_wlc(input.dests)?;
-        if input.profile == Profile::P2026 && self.entries >= LBLC_MAX_SIZE * 3 / 2 {
-            return Some(id);
-        }
-        self.buckets[b].insert(
-            0,
-            Entry {
-                addr,
-                set: vec![id],
-                lastmod_ms: now,
-                lastuse_ms: now,
-            },
-        );
-        self.entries += 1;
+        let set = ServerSet {
+            set: vec![Member { id, hint: 0 }],
+            lastmod_ms: now,
+        };
+        self.cache.insert_new(input.profile, addr, now, set);
         Some(id)
     }
 
     /// Runs every GC tick due by `now_ms`.
     pub fn tick(&mut self, now_ms: u64, expiration_ms: u64) {
-        // A long gap (a clock jump) runs a bounded number of ticks, enough for a full sweep,
-        // instead of one per missed minute.
-        let mut ticks = 0;
-        while self.next_gc_ms <= now_ms {
-            let t = self.next_gc_ms;
-            self.gc_once(t, expiration_ms);
-            ticks += 1;
-            if ticks > COUNT_FOR_FULL_EXPIRATION {
-                self.next_gc_ms = now_ms.saturating_add(CHECK_EXPIRE_INTERVAL_MS);
-                break;
+        self.cache.tick(now_ms, expiration_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sched::{Profile, RandomSource, SchedPacket, SeededRng};
+    use lvslab_spec::lb::{Protocol, ServiceFlags};
+    use std::net::Ipv4Addr;
+
+    /// The kernel loops written out plainly (two passes over an id-by-id scan), as the
+    /// reference for the single-pass, hinted versions.
+    fn plain_min(set: &[DestId], input: &SchedInput<'_>) -> Option<DestId> {
+        let views: Vec<_> = set.iter().filter_map(|&id| input.find(id)).collect();
+        let first = views
+            .iter()
+            .position(|d| !d.overloaded && d.weight > 0 && d.available)?;
+        let (mut least, mut loh) = (views[first], i64::from(views[first].overhead));
+        for d in views[first + 1..].iter().filter(|d| !d.overloaded) {
+            let doh = i64::from(d.overhead);
+            if loh * i64::from(d.weight) > doh * i64::from(least.weight) && d.available {
+                (least, loh) = (d, doh);
             }
-            self.next_gc_ms = t.saturating_add(CHECK_EXPIRE_INTERVAL_MS);
         }
+        Some(least.id)
     }
 
-    fn gc_once(&mut self, now_ms: u64, expiration_ms: u64) {
-        if self.counter % COUNT_FOR_FULL_EXPIRATION == 0 {
-            let mut removed = 0;
-            for bucket in &mut self.buckets {
-                let before = bucket.len();
-                bucket.retain(|e| now_ms < e.lastuse_ms.saturating_add(expiration_ms));
-                removed += before - bucket.len();
-            }
-            self.entries -= removed;
-            self.counter = 1;
-            return;
-        }
-        if self.entries <= LBLC_MAX_SIZE {
-            self.counter += 1;
-            return;
-        }
-        let mut goal = ((self.entries - LBLC_MAX_SIZE) * 4 / 3).min(LBLC_MAX_SIZE / 2) as i64;
-        let mut j = self.rover;
-        for _ in 0..LBLC_TAB_SIZE {
-            j = (j + 1) & (LBLC_TAB_SIZE - 1);
-            let bucket = &mut self.buckets[j];
-            let before = bucket.len();
-            bucket.retain(|e| now_ms < e.lastuse_ms.saturating_add(ENTRY_TIMEOUT_MS));
-            let removed = before - bucket.len();
-            self.entries -= removed;
-            goal -= removed as i64;
-            if goal <= 0 {
-                break;
+    fn plain_max(set: &[DestId], input: &SchedInput<'_>) -> Option<DestId> {
+        let views: Vec<_> = set.iter().filter_map(|&id| input.find(id)).collect();
+        let first = views.iter().position(|d| d.weight > 0)?;
+        let (mut most, mut moh) = (views[first], i64::from(views[first].overhead));
+        for d in &views[first + 1..] {
+            let doh = i64::from(d.overhead);
+            if moh * i64::from(d.weight) < doh * i64::from(most.weight) && d.weight > 0 {
+                (most, moh) = (d, doh);
             }
         }
-        self.rover = j;
+        Some(most.id)
+    }
+
+    #[test]
+    fn set_min_and_max_match_the_plain_loops() {
+        let mut rng = SeededRng::new(11);
+        let pkt = SchedPacket {
+            protocol: Protocol::Tcp,
+            saddr: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)),
+            sport: 1000,
+            daddr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            dport: 80,
+        };
+        let mut checked = 0;
+        for round in 0..2000u32 {
+            let n = 1 + rng.below(12);
+            let view = |i: u32, rng: &mut SeededRng, available: bool| DestView {
+                id: DestId(i),
+                addr: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i)),
+                port: 80,
+                weight: rng.below(4) as i32,
+                last_weight: 1,
+                active: rng.below(4),
+                overhead: rng.below(6),
+                overloaded: rng.below(5) == 0,
+                available,
+            };
+            let dests: Vec<DestView> = (0..n).map(|i| view(i, &mut rng, true)).collect();
+            let trashed: Vec<DestView> = (n..n + rng.below(3))
+                .map(|i| view(i, &mut rng, false))
+                .collect();
+            let input = SchedInput {
+                dests: &dests,
+                trashed: &trashed,
+                pkt: &pkt,
+                flags: ServiceFlags::default(),
+                now_ms: 0,
+                profile: Profile::P2026,
+                cache_expiration_ms: 0,
+            };
+            // Members in random order, some gone from the service, stale hints.
+            let ids: Vec<DestId> = (0..1 + rng.below(8))
+                .map(|_| DestId(rng.below(n + 4)))
+                .collect();
+            let mut set: Vec<Member> = ids
+                .iter()
+                .map(|&id| Member {
+                    id,
+                    hint: rng.below(20) as usize,
+                })
+                .collect();
+            for _ in 0..2 {
+                assert_eq!(
+                    Lblcr::set_min(&mut set, &input),
+                    plain_min(&ids, &input),
+                    "min, round {round}"
+                );
+                assert_eq!(
+                    Lblcr::set_max(&mut set, &input),
+                    plain_max(&ids, &input),
+                    "max, round {round}"
+                );
+            }
+            checked += usize::from(plain_min(&ids, &input).is_some());
+        }
+        assert!(
+            checked > 500,
+            "too few rounds had a usable member: {checked}"
+        );
     }
 }
