@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvslab_spec::lb::{
     DestConfig, DestStatus, Family, ForwardMethod, LbError, LbInfo, LoadBalancer, Protocol,
-    ServiceConfig, ServiceFlags, ServiceKey, ServiceStatus, Stats, Timeouts, TunnelType,
+    Scheduler, ServiceConfig, ServiceFlags, ServiceKey, ServiceStatus, Stats, Timeouts, TunnelType,
 };
 
 use crate::conn::fasthash::FastMap;
@@ -364,6 +364,15 @@ fn lerr_svc(key: &ServiceKey) -> LbError {
     LbError::NotFound(format!("service {key}"))
 }
 
+/// Whether a scheduler keeps destination ids across decisions (tables, caches) and so may
+/// look up one that has since gone to the trash.
+fn remembers_dest_ids(kind: Scheduler) -> bool {
+    matches!(
+        kind,
+        Scheduler::Dh | Scheduler::Sh | Scheduler::Mh | Scheduler::Lblc | Scheduler::Lblcr
+    )
+}
+
 fn mask_addr(addr: IpAddr, netmask: u32) -> IpAddr {
     match addr {
         IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & netmask)),
@@ -679,7 +688,13 @@ impl Director {
         if self.services.get(key)?.views_profile != self.cfg.profile {
             self.refresh_views(key);
         }
-        let trashed = self.trashed_views(key);
+        // Only schedulers that remember destinations by id can meet a trashed one; the list
+        // scanners never look, so they skip the walk over the trash.
+        let trashed = if remembers_dest_ids(self.services.get(key)?.sched.kind()) {
+            self.trashed_views(key)
+        } else {
+            Vec::new()
+        };
         let svc = self.services.get_mut(key)?;
         #[cfg(debug_assertions)]
         {
@@ -699,7 +714,7 @@ impl Director {
             dport: pkt.dport,
         };
         let exp_s = match svc.sched.kind() {
-            lvslab_spec::lb::Scheduler::Lblcr => self.cfg.lblcr_expiration_s,
+            Scheduler::Lblcr => self.cfg.lblcr_expiration_s,
             _ => self.cfg.lblc_expiration_s,
         };
         let input = SchedInput {
@@ -1247,7 +1262,7 @@ impl Director {
             u64::from(self.cfg.lblcr_expiration_s) * 1000,
         );
         for s in self.services.values_mut() {
-            let exp = if s.sched.kind() == lvslab_spec::lb::Scheduler::Lblcr {
+            let exp = if s.sched.kind() == Scheduler::Lblcr {
                 lblcr
             } else {
                 lblc

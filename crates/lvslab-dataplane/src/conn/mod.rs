@@ -24,7 +24,7 @@ use lvslab_spec::lb::ForwardMethod;
 
 use crate::sched::DestId;
 
-pub mod fasthash;
+pub(crate) mod fasthash;
 pub mod tcp;
 
 use fasthash::FastMap;
