@@ -213,6 +213,17 @@ fn role_rank(r: Role) -> u8 {
 
 /// Capture points of a lab, client side first: every interface of every node but `lo`
 /// (tunnel and decapsulation devices included).
+/// The device on which a TUN-mode real server's decapsulated packets appear: its decap
+/// device (which holds the VIP), except on kernel IPVS with GRE, where the kernel's
+/// fallback device `gre0` receives them (`decap` in expect.toml names it).
+pub fn decap_receive_device(lab: &Lab, d: Dataplane) -> Option<String> {
+    let decap = lab.nodes.iter().find_map(|n| n.decap.as_ref())?;
+    Some(match (d, decap.encap) {
+        (Dataplane::Kernel, lvslab_spec::model::Encap::Gre) => "gre0".to_string(),
+        _ => decap.device.clone(),
+    })
+}
+
 pub fn capture_points(lab: &Lab) -> Vec<String> {
     let mut nodes: Vec<_> = lab.nodes.iter().collect();
     nodes.sort_by_key(|n| role_rank(n.role));
@@ -445,12 +456,30 @@ impl TrialCapture {
             .parent()
             .map(|p| p.join(EXPECT_FILE))
             .unwrap_or_else(|| PathBuf::from(EXPECT_FILE));
-        let expect = Expectations::load(&expect_path, lab, instance).map_err(|e| e.to_string())?;
+        let mut expect =
+            Expectations::load(&expect_path, lab, instance).map_err(|e| e.to_string())?;
+        if let (Some(e), Some(dev)) = (expect.as_mut(), decap_receive_device(lab, d)) {
+            for h in &mut e.hops {
+                if let Some(nodes) = h.point.strip_suffix(":decap") {
+                    h.point = format!("{nodes}:{dev}");
+                }
+            }
+        }
         clear_dir(&dir)?;
         // Let the closing segments of connections made before (the lab's checks) pass
         // first, so the capture holds the traffic's flows only.
         std::thread::sleep(QUIET_BEFORE_ARMING);
-        let points = capture_points(lab);
+        let mut points = capture_points(lab);
+        if let Some(dev) = decap_receive_device(lab, d) {
+            for n in lab.nodes.iter() {
+                if let Some(decap) = &n.decap {
+                    let held = format!("{}:{}", n.name, decap.device);
+                    for p in points.iter_mut().filter(|p| **p == held) {
+                        *p = format!("{}:{dev}", n.name);
+                    }
+                }
+            }
+        }
         let mut at = Vec::new();
         for p in &points {
             let node = p.split(':').next().unwrap_or(p);
@@ -856,7 +885,9 @@ pub struct HopExpectation {
 /// tunnel header), `tcp.sport|dport`, `udp.sport|dport`. References only, never literal
 /// values: `node:iface` (that interface's first address, or its MAC in `eth.*`), `vip`
 /// (the service address), `local` (any FullNAT local address); ports: `vport` (the service
-/// port), `rport` (the port of the real server on the hop's node).
+/// port), `rport` (the port of the real server on the hop's node). A point's interface
+/// `decap` names where a TUN real server's decapsulated packets appear
+/// ([`decap_receive_device`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expectations {
     /// The file.
@@ -1128,9 +1159,18 @@ impl Expectations {
         for (i, h) in parsed.hop.iter().enumerate() {
             let at = h.point.span().start;
             let pattern = h.point.get_ref().clone();
+            // `decap` stands for the decapsulation device; validate against the one the
+            // lab declares (the trial swaps in kernel GRE's gre0 where that applies).
+            let declared = match (
+                pattern.strip_suffix(":decap"),
+                lab.nodes.iter().find_map(|n| n.decap.as_ref()),
+            ) {
+                (Some(nodes), Some(d)) => format!("{nodes}:{}", d.device),
+                _ => pattern.clone(),
+            };
             let points: Vec<String> = all_points
                 .iter()
-                .filter(|p| point_matches(&pattern, p))
+                .filter(|p| point_matches(&declared, p))
                 .cloned()
                 .collect();
             let path = format!("hop[{i}]");

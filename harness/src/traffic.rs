@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use lvslab_netns::traffic::{http_get, udp_ask};
+use lvslab_netns::traffic::{http_get, http_get_from, udp_ask};
 use lvslab_netns::Netns;
 use serde::Serialize;
 
@@ -45,6 +45,23 @@ pub fn http_requests(
     timeout: Duration,
 ) -> TrafficSummary {
     requests(count, |_| http_get(ns, from, to, timeout))
+}
+
+/// [`http_requests`] from source ports `first_port`, `first_port + 1`, …: every request
+/// is a connection the load balancer has never seen, whatever ports the kernel would
+/// have handed out (trials count exact shares).
+pub fn http_requests_from_ports(
+    ns: &Netns,
+    from: &str,
+    first_port: u16,
+    to: SocketAddr,
+    count: u64,
+    timeout: Duration,
+) -> TrafficSummary {
+    requests(count, |i| {
+        let port = u16::try_from(u64::from(first_port) + i).unwrap_or(u16::MAX);
+        http_get_from(ns, from, Some(port), to, timeout)
+    })
 }
 
 /// Sends `count` UDP datagrams from `ns`, each from a new source port, to a `udp-echo`

@@ -572,6 +572,9 @@ fn run_in_vm(
 /// How many requests a dataplane trial sends per phase.
 pub const TRIAL_REQUESTS: u64 = 60;
 
+/// Source port of a trial's first request (phases continue 1000 ports further on).
+pub const TRIAL_FIRST_PORT: u16 = 20_000;
+
 /// What `count` requests must give under a round-robin scheduler: weights share the
 /// requests exactly when `count` is a multiple of their sum. `None` for schedulers with no
 /// exact share.
@@ -680,9 +683,12 @@ fn dataplane(
                     .ok_or("no balancer for the director")?
                     .map_err(|e| format!("edit service: {e}"))?;
             }
-            let got = crate::traffic::http_requests(
+            // Each phase from its own range of source ports, so no request meets an
+            // earlier connection's entry and every one is a scheduling decision.
+            let got = crate::traffic::http_requests_from_ports(
                 from,
                 &t.from,
+                TRIAL_FIRST_PORT + (i as u16) * 1000,
                 to,
                 TRIAL_REQUESTS,
                 Duration::from_secs(3),

@@ -221,6 +221,74 @@ pub fn tcp_connect(
     Ok(s)
 }
 
+/// Like [`tcp_connect`], from a chosen source port: a load balancer keys connections on
+/// the client's port, and an ephemeral port the kernel hands out again within two minutes
+/// meets the old connection's entry (a DR director keeps closed ones in FIN_WAIT).
+pub fn tcp_connect_from(
+    ns: &Netns,
+    node: &str,
+    source_port: u16,
+    to: SocketAddr,
+    timeout: Duration,
+) -> Result<TcpStream, TrafficError> {
+    let s = in_ns(ns, node, || connect_bound(source_port, to, timeout))?.map_err(|source| {
+        TrafficError::Io {
+            node: node.into(),
+            op: "connect (from a chosen port) to",
+            peer: to.to_string(),
+            source,
+        }
+    })?;
+    let _ = s.set_read_timeout(Some(timeout));
+    let _ = s.set_write_timeout(Some(timeout));
+    Ok(s)
+}
+
+fn connect_bound(
+    source_port: u16,
+    to: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::socket::{
+        bind, connect, getsockopt, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType,
+        SockaddrIn,
+    };
+    use std::os::fd::{AsFd, AsRawFd};
+    let SocketAddr::V4(to4) = to else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "IPv6 is not supported",
+        ));
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    bind(fd.as_raw_fd(), &SockaddrIn::new(0, 0, 0, 0, source_port))?;
+    match connect(fd.as_raw_fd(), &SockaddrIn::from(to4)) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EINPROGRESS) => {
+            let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+            if poll(&mut fds, PollTimeout::from(ms))? == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
+            }
+            let err = getsockopt(&fd, sockopt::SocketError)?;
+            if err != 0 {
+                return Err(std::io::Error::from_raw_os_error(err));
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let s = TcpStream::from(fd);
+    s.set_nonblocking(false)?;
+    Ok(s)
+}
+
 /// `GET /` from `node` to `to`; returns the body (the answering node's name for `http`
 /// servers), trimmed.
 pub fn http_get(
@@ -229,7 +297,21 @@ pub fn http_get(
     to: SocketAddr,
     timeout: Duration,
 ) -> Result<String, TrafficError> {
-    let mut s = tcp_connect(ns, node, to, timeout)?;
+    http_get_from(ns, node, None, to, timeout)
+}
+
+/// [`http_get`] from a chosen source port, or an ephemeral one.
+pub fn http_get_from(
+    ns: &Netns,
+    node: &str,
+    source_port: Option<u16>,
+    to: SocketAddr,
+    timeout: Duration,
+) -> Result<String, TrafficError> {
+    let mut s = match source_port {
+        Some(p) => tcp_connect_from(ns, node, p, to, timeout)?,
+        None => tcp_connect(ns, node, to, timeout)?,
+    };
     let err = |op, source| TrafficError::Io {
         node: node.into(),
         op,
