@@ -224,14 +224,25 @@ pub fn decap_receive_device(lab: &Lab, d: Dataplane) -> Option<String> {
     })
 }
 
+/// The lab's capture points, client side first: those its `[capture]` declares
+/// (`node:*` standing for every interface of the node), else every interface of every
+/// node but `lo`.
 pub fn capture_points(lab: &Lab) -> Vec<String> {
     let mut nodes: Vec<_> = lab.nodes.iter().collect();
     nodes.sort_by_key(|n| role_rank(n.role));
+    let declared = |node: &str, iface: &str| match &lab.capture_points {
+        None => iface != "lo",
+        Some(points) => points
+            .iter()
+            .any(|e| e.node == node && (e.iface == iface || (e.iface == "*" && iface != "lo"))),
+    };
     let mut out = Vec::new();
     for n in nodes {
-        for iface in lab.node_interfaces(&n.name) {
+        let mut ifaces = lab.node_interfaces(&n.name);
+        ifaces.push("lo".to_string());
+        for iface in ifaces {
             let p = format!("{}:{iface}", n.name);
-            if iface != "lo" && !out.contains(&p) {
+            if declared(&n.name, &iface) && !out.contains(&p) {
                 out.push(p);
             }
         }
@@ -1528,6 +1539,22 @@ mod tests {
             let path = lab_file.with_file_name(EXPECT_FILE);
             Expectations::load(&path, &lab, "u-x").unwrap_or_else(|e| panic!("{e}"));
         }
+    }
+
+    #[test]
+    fn declared_capture_points_are_the_ones_captured() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../labs/dr/lab.toml");
+        let text = std::fs::read_to_string(&root).expect("dr lab")
+            + "\n[capture]\npoints = [\"rs1:*\", \"director:lo\", \"client:eth0\"]\n";
+        let lab = lvslab_spec::parse_lab(&root, &text, &[]).expect("dr lab with capture points");
+        assert_eq!(
+            capture_points(&lab),
+            ["client:eth0", "director:lo", "rs1:eth0"]
+        );
+        let all = lvslab_spec::load_lab(&root, &[]).expect("dr lab");
+        assert!(capture_points(&all).iter().all(|p| !p.ends_with(":lo")));
+        // client 1, isp 2, firewall 2, director 1, rs1..rs3 1 each.
+        assert_eq!(capture_points(&all).len(), 9);
     }
 
     #[test]

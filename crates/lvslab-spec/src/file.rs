@@ -41,6 +41,16 @@ pub struct LabFile {
     /// Reachability checks run after `up` and in every trial.
     #[serde(default, rename = "check")]
     pub checks: Vec<CheckFile>,
+    /// Where trials capture packets; every interface of every node when absent.
+    pub capture: Option<CaptureFile>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureFile {
+    /// Capture points, `node:iface` each (`node:*` for every interface of a node).
+    #[schemars(with = "Vec<String>")]
+    pub points: Vec<SpannedStr>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

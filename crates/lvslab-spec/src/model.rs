@@ -344,6 +344,9 @@ pub struct Lab {
     pub services: Vec<Service>,
     pub traffic: Option<Traffic>,
     pub checks: Vec<Check>,
+    /// Capture points the lab declares (`node:iface`, `node:*`); `None`: every interface
+    /// of every node.
+    pub capture_points: Option<Vec<Endpoint>>,
 }
 
 impl Lab {

@@ -552,6 +552,55 @@ pub fn validate(
         }
     }
 
+    // ---- capture points
+    let capture_points = file.capture.as_ref().map(|c| {
+        let mut points = Vec::new();
+        for (i, p) in c.points.iter().enumerate() {
+            let path = format!("capture.points[{i}]");
+            let Some((node, iface)) = p.get_ref().split_once(':') else {
+                cx.err(
+                    p,
+                    &path,
+                    format!("`{}` is not `node:iface`", p.get_ref()),
+                    "write e.g. `director:eth0`, or `director:*` for all its interfaces"
+                        .to_string(),
+                );
+                continue;
+            };
+            if !node_names.contains(node) {
+                cx.err(
+                    p,
+                    &path,
+                    format!("unknown node `{node}`"),
+                    known(&node_names),
+                );
+                continue;
+            }
+            let has = |i: &str| {
+                plugged.contains_key(&(node.to_string(), i.to_string()))
+                    || tunnel_names.contains(&(node.to_string(), i.to_string()))
+                    || nodes.iter().any(|n| {
+                        n.name == node
+                            && (n.decap.as_ref().is_some_and(|d| d.device == i) || i == "lo")
+                    })
+            };
+            if iface != "*" && !has(iface) {
+                cx.err(
+                    p,
+                    &path,
+                    format!("node `{node}` has no interface `{iface}`"),
+                    "capture a link end, switch port, tunnel, decap device or `lo`".to_string(),
+                );
+                continue;
+            }
+            points.push(Endpoint {
+                node: node.to_string(),
+                iface: iface.to_string(),
+            });
+        }
+        points
+    });
+
     if cx.errors.is_empty() {
         Ok(Lab {
             name,
@@ -566,6 +615,7 @@ pub fn validate(
             services,
             traffic,
             checks,
+            capture_points,
         })
     } else {
         cx.errors.sort_by_key(|e| (e.line, e.col));

@@ -172,3 +172,24 @@ fn unreadable_file_names_the_way_out() {
             && e.to_string().contains("help: give a lab name")
     );
 }
+
+#[test]
+fn capture_points_name_existing_interfaces() {
+    let ok = format!("{BASE}\n[capture]\npoints = [\"a:eth0\", \"b:*\"]\n");
+    let lab = parse_lab(Path::new("labs/t/lab.toml"), &ok, &[]).expect("valid capture points");
+    let points: Vec<String> = lab
+        .capture_points
+        .unwrap_or_default()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(points, ["a:eth0", "b:*"]);
+    let e = errors(&format!(
+        "{BASE}\n[capture]\npoints = [\"a:eth9\", \"c:eth0\"]\n"
+    ));
+    assert!(
+        e.contains("capture.points[0]: node `a` has no interface `eth9`"),
+        "{e}"
+    );
+    assert!(e.contains("capture.points[1]: unknown node `c`"), "{e}");
+}
