@@ -167,7 +167,13 @@ impl Journal {
         for e in entries.flatten() {
             if let Some(name) = e.file_name().to_str() {
                 if e.path().is_dir() {
-                    out.push(Journal::open(name)?);
+                    match Journal::open(name) {
+                        Ok(j) => out.push(j),
+                        // Removed by a `down` since the folder was listed, or an `up`
+                        // that has made its folder but not yet its first record.
+                        Err(JournalError::NotFound { .. }) => {}
+                        Err(other) => return Err(other),
+                    }
                 }
             }
         }
