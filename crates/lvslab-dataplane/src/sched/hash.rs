@@ -35,31 +35,40 @@ pub fn addr_fold(addr: IpAddr) -> u32 {
 /// SipHash-1-3 of `data` with keys `(k0, k1)` (one compression round, three finalisation
 /// rounds, standard initialisation constants).
 pub fn siphash13(k0: u64, k1: u64, data: &[u8]) -> u64 {
+    siphash(1, 3, k0, k1, data)
+}
+
+/// SipHash-c-d: `c` compression rounds per 8-byte word, `d` finalisation rounds.
+fn siphash(c: usize, d: usize, k0: u64, k1: u64, data: &[u8]) -> u64 {
     let mut v = [
         k0 ^ 0x736f_6d65_7073_6575,
         k1 ^ 0x646f_7261_6e64_6f6d,
         k0 ^ 0x6c79_6765_6e65_7261,
         k1 ^ 0x7465_6462_7974_6573,
     ];
+    let compress = |v: &mut [u64; 4], m: u64| {
+        v[3] ^= m;
+        for _ in 0..c {
+            sip_round(v);
+        }
+        v[0] ^= m;
+    };
     let mut chunks = data.chunks_exact(8);
     for chunk in &mut chunks {
         let mut b = [0u8; 8];
         b.copy_from_slice(chunk);
-        let m = u64::from_le_bytes(b);
-        v[3] ^= m;
-        sip_round(&mut v);
-        v[0] ^= m;
+        compress(&mut v, u64::from_le_bytes(b));
     }
     let rest = chunks.remainder();
     let mut last = [0u8; 8];
     last[..rest.len()].copy_from_slice(rest);
     // The message length (mod 256) goes into the top byte of the final word.
-    let m = u64::from_le_bytes(last) | ((data.len() as u64 & 0xff) << 56);
-    v[3] ^= m;
-    sip_round(&mut v);
-    v[0] ^= m;
+    compress(
+        &mut v,
+        u64::from_le_bytes(last) | ((data.len() as u64 & 0xff) << 56),
+    );
     v[2] ^= 0xff;
-    for _ in 0..3 {
+    for _ in 0..d {
         sip_round(&mut v);
     }
     v[0] ^ v[1] ^ v[2] ^ v[3]
@@ -92,38 +101,10 @@ pub fn hsiphash_u32(key: (u64, u64), v: u32) -> u32 {
 mod tests {
     use super::*;
 
-    /// SipHash-2-4 reference vector from the SipHash paper (key 00..0f, message 00..0e),
-    /// used to check the round function shared with 1-3.
+    /// SipHash-2-4, whose reference vector (SipHash paper: key 00..0f, message 00..0e)
+    /// checks the code shared with 1-3.
     fn siphash24(k0: u64, k1: u64, data: &[u8]) -> u64 {
-        let mut v = [
-            k0 ^ 0x736f_6d65_7073_6575,
-            k1 ^ 0x646f_7261_6e64_6f6d,
-            k0 ^ 0x6c79_6765_6e65_7261,
-            k1 ^ 0x7465_6462_7974_6573,
-        ];
-        let mut chunks = data.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(chunk);
-            let m = u64::from_le_bytes(b);
-            v[3] ^= m;
-            sip_round(&mut v);
-            sip_round(&mut v);
-            v[0] ^= m;
-        }
-        let rest = chunks.remainder();
-        let mut last = [0u8; 8];
-        last[..rest.len()].copy_from_slice(rest);
-        let m = u64::from_le_bytes(last) | ((data.len() as u64 & 0xff) << 56);
-        v[3] ^= m;
-        sip_round(&mut v);
-        sip_round(&mut v);
-        v[0] ^= m;
-        v[2] ^= 0xff;
-        for _ in 0..4 {
-            sip_round(&mut v);
-        }
-        v[0] ^ v[1] ^ v[2] ^ v[3]
+        siphash(2, 4, k0, k1, data)
     }
 
     #[test]
