@@ -10,7 +10,7 @@ use lvslab_netns::plan::{
     netns_name, plan, render_shell, render_shell_down, DecapImpl, Plan, PlanOptions,
 };
 use lvslab_netns::probe::Feature;
-use lvslab_netns::traffic::start_server;
+use lvslab_netns::traffic::start_lab_servers;
 use lvslab_netns::{snapshot, Netns, NsSnapshot};
 use std::collections::BTreeMap;
 
@@ -54,6 +54,11 @@ pub struct TrialSpec {
     pub lab_file: PathBuf,
     pub params: Vec<(String, String)>,
     pub skip: Option<String>,
+    /// How real servers decapsulate, chosen from the machine's features at collection.
+    pub decap: DecapImpl,
+    /// Whether the trial runs in the VM (a kernel trial on a kernel without IPVS),
+    /// decided at collection like the skip.
+    pub in_vm: bool,
 }
 
 /// What a trial found.
@@ -179,6 +184,8 @@ pub fn collect(labs_dir: &Path) -> Vec<TrialSpec> {
                         lab_file: lab_file.clone(),
                         params: params.clone(),
                         skip: None,
+                        decap: DecapImpl::Userspace,
+                        in_vm: false,
                     });
                     tracing::warn!("{e}");
                     continue;
@@ -205,6 +212,9 @@ pub fn collect(labs_dir: &Path) -> Vec<TrialSpec> {
                     lab_file: lab_file.clone(),
                     params: params.clone(),
                     skip,
+                    decap,
+                    in_vm: kind == TrialKind::Dataplane(Dataplane::Kernel)
+                        && kernel_trials_in_vm(&features),
                 });
             }
         }
@@ -286,10 +296,7 @@ pub fn run_trial(spec: &TrialSpec, vm_argv: &dyn Fn(&str) -> Vec<String>) -> Tri
     let start = Instant::now();
     let mut log = Vec::new();
     let mut checks = 0;
-    let in_vm = spec.skip.is_none()
-        && spec.kind == TrialKind::Dataplane(Dataplane::Kernel)
-        && kernel_trials_in_vm(&lvslab_netns::probe::probe_some(&["ipvs"]));
-    let result = if in_vm {
+    let result = if spec.skip.is_none() && spec.in_vm {
         run_in_vm(spec, &vm_argv(&spec.name), &mut log, &mut checks)
     } else {
         run_inner(spec, &mut log, &mut checks)
@@ -315,8 +322,7 @@ fn run_inner(spec: &TrialSpec, log: &mut Vec<String>, checks: &mut usize) -> Res
         return Err(format!("this trial cannot run here: {why}"));
     }
     let lab = lvslab_spec::load_lab(&spec.lab_file, &spec.params).map_err(|e| e.to_string())?;
-    let features = lvslab_netns::probe();
-    let decap = decap_for(spec.kind, &lab, &features);
+    let decap = spec.decap;
     let p = plan(
         &lab,
         &PlanOptions {
@@ -386,13 +392,7 @@ fn check_built(
         "kernel state matches the model ({} steps read back)",
         inst.plan.steps.len()
     ));
-    let mut servers = Vec::new();
-    for n in &lab.nodes {
-        let Some(ns) = inst.ns(&n.name) else { continue };
-        for s in &n.servers {
-            servers.push(start_server(ns, &n.name, s).map_err(|e| e.to_string())?);
-        }
-    }
+    let servers = start_lab_servers(lab, inst).map_err(|e| e.to_string())?;
     let mut failed = Vec::new();
     for c in lab.checks.iter().filter(|c| !c.needs_balancer) {
         let r = run_check(lab, inst, c);
@@ -618,13 +618,7 @@ fn dataplane(
     let cancel = AtomicBool::new(false);
     let inst = build(p, Naming::Anonymous, &cancel).map_err(|e| e.to_string())?;
     let result = (|| {
-        let mut servers = Vec::new();
-        for n in &lab.nodes {
-            let Some(ns) = inst.ns(&n.name) else { continue };
-            for s in &n.servers {
-                servers.push(start_server(ns, &n.name, s).map_err(|e| e.to_string())?);
-            }
-        }
+        let servers = start_lab_servers(lab, &inst).map_err(|e| e.to_string())?;
         let mut lb = Balancer::install(lab, &inst, d).map_err(|e| e.to_string())?;
         log.push(format!(
             "{} dataplane installed: {} service(s)",

@@ -494,6 +494,22 @@ pub fn ping(
     }
 }
 
+/// Starts every server the lab declares, each in its node's namespace; they stop when
+/// the handles are dropped.
+pub fn start_lab_servers(
+    lab: &lvslab_spec::model::Lab,
+    inst: &crate::apply::LabInstance,
+) -> Result<Vec<ServerHandle>, TrafficError> {
+    let mut servers = Vec::new();
+    for n in &lab.nodes {
+        let Some(ns) = inst.ns(&n.name) else { continue };
+        for s in &n.servers {
+            servers.push(start_server(ns, &n.name, s)?);
+        }
+    }
+    Ok(servers)
+}
+
 /// RFC 1071 Internet checksum.
 fn inet_checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = 0;

@@ -16,7 +16,7 @@ use lvslab_harness::balancer::{Balancer, Dataplane};
 use lvslab_netns::apply::LabInstance;
 use lvslab_netns::journal::Journal;
 use lvslab_netns::plan::{plan, DecapImpl, PlanOptions};
-use lvslab_netns::traffic::start_server;
+use lvslab_netns::traffic::start_lab_servers;
 use lvslab_netns::Netns;
 use serde::{Deserialize, Serialize};
 
@@ -94,13 +94,9 @@ pub fn run(instance: &str) -> anyhow::Result<ExitCode> {
     })
     .context("install the signal handler")?;
 
-    let mut servers = Vec::new();
-    for n in &lab.nodes {
-        let Some(ns) = inst.ns(&n.name) else { continue };
-        for s in &n.servers {
-            servers.push(start_server(ns, &n.name, s)?);
-            println!("{}: {:?} server on port {}", n.name, s.kind, s.port);
-        }
+    let servers = start_lab_servers(&lab, &inst)?;
+    for s in &servers {
+        println!("{}: {:?} server on port {}", s.node, s.kind, s.port);
     }
     // Kernel IPVS state lives in the director's namespace (`up` installed it); the
     // userspace director lives here.
