@@ -151,15 +151,7 @@ pub fn validate(
         let mut ends = Vec::new();
         for (k, e) in l.ends.iter().enumerate() {
             let p = format!("link[{i}].ends[{k}]");
-            if let Some(ep) = endpoint(&mut cx, e, &p, &node_names) {
-                if let Some(prev) = plugged.insert((ep.node.clone(), ep.iface.clone()), p.clone()) {
-                    cx.err(
-                        e,
-                        &p,
-                        format!("`{ep}` is already plugged in at {prev}"),
-                        "each interface connects to one link or switch port".to_string(),
-                    );
-                }
+            if let Some(ep) = plug(&mut cx, &mut plugged, e, &p, &node_names) {
                 ends.push(ep);
             }
         }
@@ -184,15 +176,7 @@ pub fn validate(
         let mut ports = Vec::new();
         for (k, e) in s.ports.iter().enumerate() {
             let p = format!("switch[{i}].ports[{k}]");
-            if let Some(ep) = endpoint(&mut cx, e, &p, &node_names) {
-                if let Some(prev) = plugged.insert((ep.node.clone(), ep.iface.clone()), p.clone()) {
-                    cx.err(
-                        e,
-                        &p,
-                        format!("`{ep}` is already plugged in at {prev}"),
-                        "each interface connects to one link or switch port".to_string(),
-                    );
-                }
+            if let Some(ep) = plug(&mut cx, &mut plugged, e, &p, &node_names) {
                 ports.push(ep);
             }
         }
@@ -207,20 +191,27 @@ pub fn validate(
     for t in &file.tunnels {
         tunnel_names.insert((t.node.get_ref().clone(), t.name.get_ref().clone()));
     }
+    // Every interface a node has: link ends, switch ports, tunnels, its decap device, lo.
+    let mut ifaces: HashSet<(String, String)> = plugged.keys().cloned().collect();
+    ifaces.extend(tunnel_names.iter().cloned());
+    for n in &file.nodes {
+        let node = n.name.get_ref().clone();
+        if let Some(d) = &n.decap {
+            ifaces.insert((node.clone(), d.device.get_ref().clone()));
+        }
+        ifaces.insert((node, "lo".to_string()));
+    }
+    let has_iface =
+        |node: &str, iface: &str| ifaces.contains(&(node.to_string(), iface.to_string()));
     let mut addrs: IndexMap<(String, String), Vec<Prefix>> = IndexMap::new();
     for (i, n) in file.nodes.iter().enumerate() {
         let node = n.name.get_ref();
-        let decap_dev = n.decap.as_ref().map(|d| d.device.get_ref().clone());
         for (iface, list) in &n.interfaces {
             let ip = format!("node[{i}].interfaces.{}", iface.get_ref());
             if let Err(m) = valid_ifname(iface.get_ref()) {
                 cx.err(iface, &ip, m, None);
             }
-            let known = iface.get_ref() == "lo"
-                || plugged.contains_key(&(node.clone(), iface.get_ref().clone()))
-                || tunnel_names.contains(&(node.clone(), iface.get_ref().clone()))
-                || decap_dev.as_deref() == Some(iface.get_ref().as_str());
-            if !known {
+            if !has_iface(node, iface.get_ref()) {
                 cx.err(iface, &ip, format!("node `{node}` has no interface `{}`", iface.get_ref()),
                     "an interface exists when it is a link end or switch port (`node:iface`), a [[tunnel]], the node's decap device, or `lo`".to_string());
             }
@@ -263,12 +254,7 @@ pub fn validate(
                 Role::Client
             }
         };
-        let iface_ok = |name: &str| {
-            name == "lo"
-                || plugged.contains_key(&(node.clone(), name.to_string()))
-                || tunnel_names.contains(&(node.clone(), name.to_string()))
-                || n.decap.as_ref().is_some_and(|d| d.device.get_ref() == name)
-        };
+        let iface_ok = |name: &str| has_iface(&node, name);
         let mut routes = Vec::new();
         for (k, r) in n.routes.iter().enumerate() {
             let p = format!("node[{i}].routes[{k}]");
@@ -576,15 +562,7 @@ pub fn validate(
                 );
                 continue;
             }
-            let has = |i: &str| {
-                plugged.contains_key(&(node.to_string(), i.to_string()))
-                    || tunnel_names.contains(&(node.to_string(), i.to_string()))
-                    || nodes.iter().any(|n| {
-                        n.name == node
-                            && (n.decap.as_ref().is_some_and(|d| d.device == i) || i == "lo")
-                    })
-            };
-            if iface != "*" && !has(iface) {
+            if iface != "*" && !has_iface(node, iface) {
                 cx.err(
                     p,
                     &path,
@@ -627,6 +605,26 @@ fn known(names: &HashSet<String>) -> String {
     let mut v: Vec<_> = names.iter().cloned().collect();
     v.sort();
     format!("nodes in this lab: {}", v.join(", "))
+}
+
+/// A cable end or switch port: a valid `node:iface` not plugged in anywhere else.
+fn plug(
+    cx: &mut Ctx<'_>,
+    plugged: &mut HashMap<(String, String), String>,
+    e: &SpannedStr,
+    path: &str,
+    nodes: &HashSet<String>,
+) -> Option<Endpoint> {
+    let ep = endpoint(cx, e, path, nodes)?;
+    if let Some(prev) = plugged.insert((ep.node.clone(), ep.iface.clone()), path.to_string()) {
+        cx.err(
+            e,
+            path,
+            format!("`{ep}` is already plugged in at {prev}"),
+            "each interface connects to one link or switch port".to_string(),
+        );
+    }
+    Some(ep)
 }
 
 fn endpoint(
