@@ -182,6 +182,17 @@ impl Balancer {
         }
     }
 
+    /// Returns once a change made through [`Balancer::with_lb`] is in force on the
+    /// packet path: at once for the kernel (netlink answers when it is applied), after the
+    /// userspace engines' next re-read (and nft update) otherwise.
+    pub fn settle(&self) {
+        if let Balancer::Userspace(dp) = self {
+            if !dp.sync(std::time::Duration::from_secs(2)) {
+                tracing::warn!("userspace director did not re-read its services within 2 s");
+            }
+        }
+    }
+
     pub fn dataplane(&self) -> Dataplane {
         match self {
             Balancer::Kernel(_) => Dataplane::Kernel,

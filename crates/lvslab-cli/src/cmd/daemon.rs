@@ -200,16 +200,14 @@ fn answer(
         },
         None => return fail(format!("no director `{director}` in this instance")),
     };
-    drop(guard);
-    // The engine re-reads its services on every tick and only then steers the kernel
-    // away from a new VIP (its nft rules): answer once that has happened, so the first
-    // packet a user sends after `ipvsadm -A/-a` is already the engine's.
+    // A change is in force on the packet path (nft rules included) once the engine has
+    // re-read its services: answer then, so the first packet a user sends after
+    // `ipvsadm -A/-a` is already the engine's.
     use lvslab_ipvs::ipvsadm_args::{parse, Command};
     let changes = matches!(parse(&req.ipvsadm), Ok(c) if !matches!(c, Command::List { .. } | Command::Help | Command::Version));
     if changes && reply.exit_code == 0 {
-        std::thread::sleep(Duration::from_millis(
-            2 * lvslab_dataplane::engine::director_engine::TICK_MS + 20,
-        ));
+        b.settle();
     }
+    drop(guard);
     reply
 }

@@ -367,6 +367,7 @@ impl Worker {
         }
         let (ask, dropped) = self.neigh.tick(now);
         self.stats.neighbour_unresolved += dropped;
+        self.stats.ticks += 1;
         for (oif, ip) in ask {
             if let Some(i) = self.iface_index(&oif) {
                 self.send_arp_request(i, ip);

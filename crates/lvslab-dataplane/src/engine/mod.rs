@@ -120,6 +120,8 @@ pub struct EngineStats {
     pub send_errors: u64,
     /// Times the nft table was rewritten after a service change.
     pub nft_updates: u64,
+    /// Periodic ticks done (each re-reads the services and syncs the nft table).
+    pub ticks: u64,
     /// Malformed or unforwardable frames by reason.
     pub drops: DropCounters,
 }
@@ -219,6 +221,28 @@ impl UserspaceDataplane {
                 .iter()
                 .map(|(n, e)| (n.clone(), e.stats()))
                 .collect(),
+        }
+    }
+
+    /// Waits until every engine has re-read its director's services since this call (two
+    /// ticks: one may have been under way), so a change made through `with_director` is
+    /// in force, nft rules included. `false` if that took longer than `timeout`.
+    pub fn sync(&self, timeout: std::time::Duration) -> bool {
+        let start: Vec<u64> = self.engines.iter().map(|(_, e)| e.stats().ticks).collect();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let done = self
+                .engines
+                .iter()
+                .zip(&start)
+                .all(|((_, e), t0)| e.stats().ticks >= t0 + 2);
+            if done {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
 
