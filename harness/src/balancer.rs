@@ -10,22 +10,7 @@ use lvslab_netns::apply::LabInstance;
 use lvslab_spec::lb::{ForwardMethod, LbError, LoadBalancer};
 use lvslab_spec::model::Lab;
 
-/// Which dataplane balances the lab.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Dataplane {
-    Kernel,
-    Userspace,
-}
-
-impl Dataplane {
-    pub fn name(self) -> &'static str {
-        match self {
-            Dataplane::Kernel => "kernel",
-            Dataplane::Userspace => "userspace",
-        }
-    }
-}
+pub use lvslab_spec::Dataplane;
 
 /// A running load balancer for a lab.
 pub enum Balancer {

@@ -1466,9 +1466,9 @@ mod tests {
             eth: None,
             arp: Some(lvslab_pcap::decode::ArpSummary {
                 operation: 2,
-                sender_mac: lvslab_pcap::decode::Mac(rs_mac),
+                sender_mac: lvslab_spec::MacAddr(rs_mac),
                 sender_ip: vip,
-                target_mac: lvslab_pcap::decode::Mac([0; 6]),
+                target_mac: lvslab_spec::MacAddr([0; 6]),
                 target_ip: vip,
             }),
             ip: Vec::new(),

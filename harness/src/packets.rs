@@ -27,13 +27,14 @@ use lvslab_netns::capture::{CaptureSet, Captured};
 use lvslab_netns::plan::mac_of;
 use lvslab_pcap::decode::{L4Summary, TcpFlags};
 use lvslab_pcap::report::FlowView;
-use lvslab_pcap::rules::{Director, Mode, RealServer, Roles, TunEncap};
+use lvslab_pcap::rules::{Director, RealServer, Roles};
 use lvslab_pcap::{
     check_distribution, correlate, decode_capture, ladder, rules, Analysis, Capture,
-    CorrelateOptions, Direction, FieldDiff, Finding, Flow, Mac,
+    CorrelateOptions, Direction, FieldDiff, Finding, Flow,
 };
-use lvslab_spec::lb::{ServiceKey, TunnelType};
+use lvslab_spec::lb::ServiceKey;
 use lvslab_spec::model::{Lab, NatRule, Role};
+use lvslab_spec::MacAddr;
 use lvslab_spec::{SpecError, SpecErrors};
 use serde::{Deserialize, Serialize};
 
@@ -197,8 +198,8 @@ fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
     }
 }
 
-fn mac(instance: &str, node: &str, iface: &str) -> Mac {
-    Mac(mac_of(instance, node, iface).0)
+fn mac(instance: &str, node: &str, iface: &str) -> MacAddr {
+    mac_of(instance, node, iface)
 }
 
 fn role_rank(r: Role) -> u8 {
@@ -352,16 +353,12 @@ pub fn roles(lab: &Lab, instance: &str) -> Result<Roles, String> {
             tunnel_src: None,
         });
     }
-    let tun_encap = match svc.real_servers.first().map(|r| r.config.tun_type) {
-        Some(TunnelType::Gre) => TunEncap::Gre,
-        _ => TunEncap::Ipip,
-    };
-    let mode = match lab.mode {
-        lvslab_spec::model::Mode::Nat => Mode::Nat,
-        lvslab_spec::model::Mode::Dr => Mode::Dr,
-        lvslab_spec::model::Mode::Tun => Mode::Tun,
-        lvslab_spec::model::Mode::FullNat => Mode::FullNat,
-    };
+    let tun_encap = svc
+        .real_servers
+        .first()
+        .map(|r| r.config.tun_type)
+        .unwrap_or_default();
+    let mode = lab.mode;
     let local_addrs = svc
         .config
         .local_addresses
@@ -1395,6 +1392,7 @@ impl Expectations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lvslab_spec::Mode;
 
     /// The first two connections of a real `userspace::nat` trial (instance `u-nat`), cut
     /// with `editcap -r capture.pcapng out 1-155` right before the third connection's SYN.
@@ -1424,7 +1422,7 @@ mod tests {
         assert_eq!(r.director.node, "director");
         assert_eq!(
             r.director.macs.get("director:eth0"),
-            Some(&Mac(mac_of("u-nat", "director", "eth0").0))
+            Some(&mac_of("u-nat", "director", "eth0"))
         );
         let names: Vec<&str> = r.real_servers.iter().map(|s| s.point.as_str()).collect();
         assert_eq!(names, ["rs1:eth0", "rs2:eth0", "rs3:eth0"]);

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvslab_spec::lb::{
-    DestConfig, DestStatus, Family, ForwardMethod, LbError, LbInfo, LoadBalancer, Protocol,
-    Scheduler, ServiceConfig, ServiceFlags, ServiceKey, ServiceStatus, Stats, Timeouts, TunnelType,
+    DestConfig, DestStatus, Encap, Family, ForwardMethod, LbError, LbInfo, LoadBalancer, Protocol,
+    Scheduler, ServiceConfig, ServiceFlags, ServiceKey, ServiceStatus, Stats, Timeouts,
 };
 
 use crate::conn::fasthash::FastMap;
@@ -123,7 +123,7 @@ pub struct Forward {
     /// Forwarding method.
     pub method: ForwardMethod,
     /// Tunnel encapsulation (TUN only).
-    pub tun_type: TunnelType,
+    pub tun_type: Encap,
     /// GUE port (TUN/GUE only).
     pub tun_port: u16,
     /// Tunnel flags (checksum options).
@@ -1382,9 +1382,7 @@ impl Director {
                 dest.u_threshold
             )));
         }
-        if dest.method == ForwardMethod::Tunnel
-            && dest.tun_type == TunnelType::Gue
-            && dest.tun_port == 0
+        if dest.method == ForwardMethod::Tunnel && dest.tun_type == Encap::Gue && dest.tun_port == 0
         {
             return Err(LbError::Invalid(format!("{what}: GUE tunnel needs a port")));
         }

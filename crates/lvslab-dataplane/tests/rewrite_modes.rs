@@ -9,21 +9,21 @@ use std::net::SocketAddrV4;
 use lvslab_dataplane::packet::frame::tcp_flags::{ACK, SYN};
 use lvslab_dataplane::packet::{checksum, mangle, parse_frame, DropReason, Payload};
 use lvslab_dataplane::rewrite::*;
-use lvslab_spec::lb::TunnelType;
+use lvslab_spec::lb::Encap;
 use rewrite_support::*;
 
 fn egress_to_real(mtu: u16) -> Egress {
     Egress {
-        src_mac: DIRECTOR_INSIDE_MAC,
-        dst_mac: REAL_MAC,
+        src_mac: lvslab_spec::MacAddr(DIRECTOR_INSIDE_MAC),
+        dst_mac: lvslab_spec::MacAddr(REAL_MAC),
         mtu,
     }
 }
 
 fn egress_to_client() -> Egress {
     Egress {
-        src_mac: DIRECTOR_MAC,
-        dst_mac: CLIENT_MAC,
+        src_mac: lvslab_spec::MacAddr(DIRECTOR_MAC),
+        dst_mac: lvslab_spec::MacAddr(CLIENT_MAC),
         mtu: 1500,
     }
 }
@@ -355,7 +355,7 @@ fn dr_changes_only_macs_ttl_and_ip_checksum() {
 
 // ---------------------------------------------------------------- TUN
 
-fn tun_to(tunnel: TunnelType, mtu: u16, pmtu_disc: bool) -> TunRequest {
+fn tun_to(tunnel: Encap, mtu: u16, pmtu_disc: bool) -> TunRequest {
     TunRequest {
         tunnel,
         local: DIP,
@@ -377,11 +377,7 @@ fn ipip_outer_header_follows_the_kernel() {
     let mut frame = original.clone();
     frame.extend_from_slice(&[0; 6]); // Ethernet padding must not be tunnelled
     let mut reply = Vec::new();
-    let verdict = tun_request(
-        &mut frame,
-        &tun_to(TunnelType::Ipip, 1500, true),
-        &mut reply,
-    );
+    let verdict = tun_request(&mut frame, &tun_to(Encap::Ipip, 1500, true), &mut reply);
     assert_eq!(verdict, Verdict::Forward);
     assert_eq!(frame[0..6], REAL_MAC);
     assert_eq!(frame.len(), original.len() + 20);
@@ -412,7 +408,7 @@ fn gre_adds_a_four_byte_header_and_decapsulates() {
     let original = Pkt::udp(b"dns", false).build();
     let mut frame = original.clone();
     let mut reply = Vec::new();
-    let verdict = tun_request(&mut frame, &tun_to(TunnelType::Gre, 1500, true), &mut reply);
+    let verdict = tun_request(&mut frame, &tun_to(Encap::Gre, 1500, true), &mut reply);
     assert_eq!(verdict, Verdict::Forward);
     assert_eq!(frame[23], 47);
     assert_eq!(frame[34..38], [0, 0, 0x08, 0x00]);
@@ -442,15 +438,11 @@ fn tunnel_overhead_reduces_the_mtu_for_df_packets() {
     let pkt = Pkt::tcp(ACK, &[1; 1480 - 40]);
     let mut reply = Vec::new();
     let mut frame = pkt.build();
-    let ipip = tun_request(
-        &mut frame,
-        &tun_to(TunnelType::Ipip, 1500, true),
-        &mut reply,
-    );
+    let ipip = tun_request(&mut frame, &tun_to(Encap::Ipip, 1500, true), &mut reply);
     assert_eq!(ipip, Verdict::Forward);
 
     let mut frame = pkt.build();
-    let gre = tun_request(&mut frame, &tun_to(TunnelType::Gre, 1500, true), &mut reply);
+    let gre = tun_request(&mut frame, &tun_to(Encap::Gre, 1500, true), &mut reply);
     assert_eq!(gre, Verdict::DropWithReply(DropReason::NeedsFragmentation));
     assert_eq!(reply[34..36], [3, 4]);
     assert_eq!(be16(&reply, 40), 1476, "route MTU − 20 − 4");
@@ -459,19 +451,15 @@ fn tunnel_overhead_reduces_the_mtu_for_df_packets() {
     // pmtu_disc = 0: no ICMP, and the outer header never has DF.
     let small = Pkt::tcp(ACK, b"x");
     let mut frame = small.build();
-    let verdict = tun_request(
-        &mut frame,
-        &tun_to(TunnelType::Ipip, 1500, false),
-        &mut reply,
-    );
+    let verdict = tun_request(&mut frame, &tun_to(Encap::Ipip, 1500, false), &mut reply);
     assert_eq!(verdict, Verdict::Forward);
     assert_eq!(frame[20], 0, "outer DF clear");
 
     let mut frame = small.build();
-    let tiny = tun_request(&mut frame, &tun_to(TunnelType::Ipip, 87, true), &mut reply);
+    let tiny = tun_request(&mut frame, &tun_to(Encap::Ipip, 87, true), &mut reply);
     assert_eq!(tiny, Verdict::Drop(DropReason::TunnelMtuTooSmall));
     let mut frame = small.build();
-    let gue = tun_request(&mut frame, &tun_to(TunnelType::Gue, 1500, true), &mut reply);
+    let gue = tun_request(&mut frame, &tun_to(Encap::Gue, 1500, true), &mut reply);
     assert_eq!(gue, Verdict::Drop(DropReason::UnsupportedTunnel));
 }
 
@@ -744,7 +732,12 @@ fn arp_request(target: std::net::Ipv4Addr) -> Vec<u8> {
 fn arp_requests_for_the_vip_are_answered() {
     let mut out = Vec::new();
     assert_eq!(
-        arp_reply(&arp_request(VIP), &[VIP], DIRECTOR_MAC, &mut out),
+        arp_reply(
+            &arp_request(VIP),
+            &[VIP],
+            lvslab_spec::MacAddr(DIRECTOR_MAC),
+            &mut out
+        ),
         Ok(())
     );
     assert_eq!(out[0..6], CLIENT_MAC);
@@ -756,13 +749,28 @@ fn arp_requests_for_the_vip_are_answered() {
     assert_eq!(out[32..38], CLIENT_MAC);
     assert_eq!(addr(&out, 38), CIP);
 
-    let other = arp_reply(&arp_request(RIP), &[VIP], DIRECTOR_MAC, &mut out);
+    let other = arp_reply(
+        &arp_request(RIP),
+        &[VIP],
+        lvslab_spec::MacAddr(DIRECTOR_MAC),
+        &mut out,
+    );
     assert_eq!(other, Err(DropReason::NotOurAddress));
     let mut not_request = arp_request(VIP);
     not_request[21] = 2;
-    let r = arp_reply(&not_request, &[VIP], DIRECTOR_MAC, &mut out);
+    let r = arp_reply(
+        &not_request,
+        &[VIP],
+        lvslab_spec::MacAddr(DIRECTOR_MAC),
+        &mut out,
+    );
     assert_eq!(r, Err(DropReason::NotArpRequest));
-    let r = arp_reply(&arp_request(VIP)[..30], &[VIP], DIRECTOR_MAC, &mut out);
+    let r = arp_reply(
+        &arp_request(VIP)[..30],
+        &[VIP],
+        lvslab_spec::MacAddr(DIRECTOR_MAC),
+        &mut out,
+    );
     assert_eq!(r, Err(DropReason::MalformedArp));
 }
 

@@ -8,19 +8,19 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use lvslab_dataplane::packet::{parse_frame, parse_ipv4, DropCounters, DropReason};
 use lvslab_dataplane::rewrite::*;
-use lvslab_spec::lb::TunnelType;
+use lvslab_spec::lb::Encap;
 use proptest::prelude::*;
 use rewrite_support::*;
 
 fn egress() -> Egress {
     Egress {
-        src_mac: DIRECTOR_INSIDE_MAC,
-        dst_mac: REAL_MAC,
+        src_mac: lvslab_spec::MacAddr(DIRECTOR_INSIDE_MAC),
+        dst_mac: lvslab_spec::MacAddr(REAL_MAC),
         mtu: 1500,
     }
 }
 
-fn tun(tunnel: TunnelType) -> TunRequest {
+fn tun(tunnel: Encap) -> TunRequest {
     TunRequest {
         tunnel,
         local: DIP,
@@ -89,7 +89,7 @@ fn every_rewrite(frame: &[u8]) -> Vec<(&'static str, Outcome)> {
     let v = dr_request(&mut f, &DrRequest { egress: egress() }, &mut reply);
     run("dr_request", f, v, &reply);
 
-    for (name, tunnel) in [("tun_ipip", TunnelType::Ipip), ("tun_gre", TunnelType::Gre)] {
+    for (name, tunnel) in [("tun_ipip", Encap::Ipip), ("tun_gre", Encap::Gre)] {
         let mut f = frame.to_vec();
         let v = tun_request(&mut f, &tun(tunnel), &mut reply);
         run(name, f, v, &reply);
@@ -121,7 +121,7 @@ fn every_rewrite(frame: &[u8]) -> Vec<(&'static str, Outcome)> {
     run("tun_decapsulate", frame.to_vec(), v, &[]);
 
     let mut out = Vec::new();
-    match arp_reply(frame, &[VIP], DIRECTOR_MAC, &mut out) {
+    match arp_reply(frame, &[VIP], lvslab_spec::MacAddr(DIRECTOR_MAC), &mut out) {
         Ok(()) => {
             assert!(parse_frame(&out).is_ok());
             results.push(("arp_reply", Outcome::Forwarded(frame.to_vec())));
@@ -254,11 +254,7 @@ fn valid_frame() -> impl Strategy<Value = Vec<u8>> {
     let tunnelled = (tcp_or_udp_packet(), any::<bool>()).prop_map(|(p, gre)| {
         let mut f = p.build();
         let mut r = Vec::new();
-        let tunnel = if gre {
-            TunnelType::Gre
-        } else {
-            TunnelType::Ipip
-        };
+        let tunnel = if gre { Encap::Gre } else { Encap::Ipip };
         let _ = tun_request(&mut f, &tun(tunnel), &mut r);
         f
     });

@@ -8,8 +8,8 @@ mod util;
 use lvslab_dataplane::conn::{ConnState, TcpFlags, TcpState};
 use lvslab_dataplane::director::{Director, DirectorConfig, DropReason, ReplyVerdict, Verdict};
 use lvslab_spec::lb::{
-    DestConfig, Family, ForwardMethod, LbError, LoadBalancer, Protocol, Scheduler, ServiceConfig,
-    ServiceKey, Timeouts, TunnelType,
+    DestConfig, Encap, Family, ForwardMethod, LbError, LoadBalancer, Protocol, Scheduler,
+    ServiceConfig, ServiceKey, Timeouts,
 };
 use util::*;
 
@@ -621,7 +621,7 @@ fn lb_errors_carry_kernel_errnos() {
     );
     let mut gue = dest(B, 1);
     gue.method = ForwardMethod::Tunnel;
-    gue.tun_type = TunnelType::Gue;
+    gue.tun_type = Encap::Gue;
     assert_eq!(d.add_dest(&k, &gue).expect_err("gue port 0").errno(), 22);
     let v6 = DestConfig::new(ip("2001:db8::1"), 80);
     assert_eq!(d.add_dest(&k, &v6).expect_err("mixed family").errno(), 22);

@@ -136,7 +136,7 @@ fn run() -> Result<(), String> {
     lb.add_service(&udp).map_err(|e| e.to_string())?;
     let tun = DestConfig {
         method: ForwardMethod::Tunnel,
-        tun_type: lvslab_spec::lb::TunnelType::Gue,
+        tun_type: lvslab_spec::lb::Encap::Gue,
         tun_port: 5555,
         tun_flags: 1,
         u_threshold: 100,

@@ -9,8 +9,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvslab_spec::lb::{
-    DestConfig, DestStatus, Family, ForwardMethod, LbInfo, Protocol, Scheduler, ServiceConfig,
-    ServiceFlags, ServiceKey, ServiceStatus, Stats, Timeouts, TunnelType,
+    DestConfig, DestStatus, Encap, Family, ForwardMethod, LbInfo, Protocol, Scheduler,
+    ServiceConfig, ServiceFlags, ServiceKey, ServiceStatus, Stats, Timeouts,
 };
 
 use crate::wire::{
@@ -822,7 +822,7 @@ pub fn parse_dest_nest(nest: &Attr<'_>, service_af: u16) -> Result<DestStatus, D
             }
             dest_attr::TUN_TYPE => {
                 let n = a.u8("IPVS_DEST_ATTR_TUN_TYPE")?;
-                c.tun_type = TunnelType::from_number(n).ok_or_else(|| DecodeError::Value {
+                c.tun_type = Encap::from_number(n).ok_or_else(|| DecodeError::Value {
                     object: OBJ,
                     detail: format!("unknown tunnel type {n}"),
                 })?;

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvslab_spec::lb::{
     DestConfig, DestStatus, Family, ForwardMethod, LbError, Protocol, ServiceConfig,
-    ServiceFlags, ServiceKey, ServiceStatus, Scheduler, Stats, Timeouts, TunnelType,
+    ServiceFlags, ServiceKey, ServiceStatus, Scheduler, Stats, Timeouts, Encap,
 };
 
 use crate::codec::*;
@@ -253,7 +253,7 @@ fn set_dest_gue_tunnel_with_thresholds() {
         weight: 2,
         u_threshold: 100,
         l_threshold: 50,
-        tun_type: TunnelType::Gue,
+        tun_type: Encap::Gue,
         tun_port: 5555,
         tun_flags: 1,
         ..DestConfig::new(v4(198, 51, 100, 7), 80)
@@ -664,7 +664,7 @@ fn dest_nests_round_trip() {
         article_dest(),
         DestConfig {
             method: ForwardMethod::Tunnel,
-            tun_type: TunnelType::Gre,
+            tun_type: Encap::Gre,
             tun_flags: 1,
             ..DestConfig::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 2)), 443)
         },

@@ -45,8 +45,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvslab_spec::lb::{
-    DestConfig, Family, ForwardMethod, LbError, LoadBalancer, Protocol, Scheduler, ServiceConfig,
-    ServiceFlags, ServiceKey, Timeouts, TunnelType,
+    DestConfig, Encap, Family, ForwardMethod, LbError, LoadBalancer, Protocol, Scheduler,
+    ServiceConfig, ServiceFlags, ServiceKey, Timeouts,
 };
 
 use crate::ipvsadm_listing::{self, Layout, ListingOptions};
@@ -1004,7 +1004,7 @@ struct State {
     weight: u32,
     u_threshold: u32,
     l_threshold: u32,
-    tun_type: TunnelType,
+    tun_type: Encap,
     tun_port: u16,
     tun_flags: u16,
     // Listing.
@@ -1215,9 +1215,9 @@ impl State {
             Key::TunType => {
                 self.set(Group::TunType)?;
                 self.tun_type = match v.as_str() {
-                    "ipip" => TunnelType::Ipip,
-                    "gue" => TunnelType::Gue,
-                    "gre" => TunnelType::Gre,
+                    "ipip" => Encap::Ipip,
+                    "gue" => Encap::Gue,
+                    "gre" => Encap::Gre,
                     _ => return Err(UsageError::fail("illegal tunnel type specified")),
                 };
             }
@@ -1480,8 +1480,8 @@ impl State {
     /// gre takes no port and no remote checksum; ipip takes none of them.
     fn check_tunnel_options(&self) -> Result<(), UsageError> {
         let (type_name, rules): (&str, [Rule; 4]) = match self.tun_type {
-            TunnelType::Ipip => ("ipip", [Rule::Illegal; 4]),
-            TunnelType::Gue => (
+            Encap::Ipip => ("ipip", [Rule::Illegal; 4]),
+            Encap::Gue => (
                 "gue",
                 [
                     Rule::Required,
@@ -1490,7 +1490,7 @@ impl State {
                     Rule::Exclusive,
                 ],
             ),
-            TunnelType::Gre => (
+            Encap::Gre => (
                 "gre",
                 [
                     Rule::Illegal,

@@ -10,8 +10,8 @@ use lvslab_ipvs::ipvsadm_args::{
 };
 use lvslab_ipvs::ipvsadm_listing::{self, Layout, ListingOptions};
 use lvslab_spec::lb::{
-    DestConfig, DestStatus, Family, ForwardMethod, LbError, LbInfo, LoadBalancer, Protocol,
-    Scheduler, ServiceConfig, ServiceKey, ServiceStatus, Stats, Timeouts, TunnelType,
+    DestConfig, DestStatus, Encap, Family, ForwardMethod, LbError, LbInfo, LoadBalancer, Protocol,
+    Scheduler, ServiceConfig, ServiceKey, ServiceStatus, Stats, Timeouts,
 };
 
 /// Kernel-like model: services in creation order, destinations newest first.
@@ -252,7 +252,7 @@ fn article_nat_commands_configure_the_service_as_written() {
         let d = dest(&lb, &key, addr, 8080);
         assert_eq!((d.method, d.weight), (ForwardMethod::Nat, weight), "{addr}");
         assert_eq!((d.u_threshold, d.l_threshold), (0, 0));
-        assert_eq!(d.tun_type, TunnelType::Ipip);
+        assert_eq!(d.tun_type, Encap::Ipip);
     }
 }
 
@@ -347,7 +347,7 @@ fn tunnel_server_without_port_inherits_the_service_port() {
     let d = dest(&lb, &key, "10.0.0.2", 80);
     assert_eq!(
         (d.method, d.weight, d.tun_type),
-        (ForwardMethod::Tunnel, 1, TunnelType::Ipip)
+        (ForwardMethod::Tunnel, 1, Encap::Ipip)
     );
     let out = sh(&mut lb, "-L -n");
     assert!(out.stdout.contains(&dest_line("10.0.0.2:80", "Tunnel", 1)));
@@ -864,7 +864,7 @@ fn services_by_family_protocol_and_fwmark() {
                     dest.tun_port,
                     dest.tun_flags
                 ),
-                (ForwardMethod::Tunnel, 80, TunnelType::Gue, 6080, 1)
+                (ForwardMethod::Tunnel, 80, Encap::Gue, 6080, 1)
             );
         }
         other => panic!("{other:?}"),

@@ -20,8 +20,8 @@ use lvslab_ipvs::ipvsadm_listing::{render, Layout, ListingOptions};
 use lvslab_ipvs::{ipvsadm_args, IpvsClient};
 use lvslab_netns::Netns;
 use lvslab_spec::lb::{
-    DestConfig, Family, ForwardMethod, LoadBalancer, Protocol, Scheduler, ServiceConfig,
-    ServiceKey, ServiceStatus, TunnelType,
+    DestConfig, Encap, Family, ForwardMethod, LoadBalancer, Protocol, Scheduler, ServiceConfig,
+    ServiceKey, ServiceStatus,
 };
 
 /// Every scheduler module, so each `-s` works in the guest.
@@ -206,11 +206,11 @@ fn configure_everything(c: &mut IpvsClient) -> Result<(), String> {
     lb("add one-packet", c.add_service(&ops))?;
     // Tunnel types with ports and flags.
     let tunnels = [
-        (TunnelType::Ipip, 0, 0),
-        (TunnelType::Gue, 6080, 1),
-        (TunnelType::Gue, 6081, 3),
-        (TunnelType::Gre, 0, 1),
-        (TunnelType::Gre, 0, 0),
+        (Encap::Ipip, 0, 0),
+        (Encap::Gue, 6080, 1),
+        (Encap::Gue, 6081, 3),
+        (Encap::Gre, 0, 1),
+        (Encap::Gre, 0, 0),
     ];
     for (i, (tun_type, tun_port, tun_flags)) in tunnels.into_iter().enumerate() {
         let last = 41 + u8::try_from(i).expect("few tunnels");
@@ -382,13 +382,13 @@ fn ipvsadm_config_reads_back() -> Result<(), String> {
     sh.flags.sched2 = true;
     sh.flags.one_packet = true;
     let gre = DestConfig {
-        tun_type: TunnelType::Gre,
+        tun_type: Encap::Gre,
         tun_flags: 1,
         // ipvsadm forces a tunnel server's port to the service port (`:5353` is dropped).
         ..dest("10.0.0.6", 53, ForwardMethod::Tunnel, 1)
     };
     let gue = DestConfig {
-        tun_type: TunnelType::Gue,
+        tun_type: Encap::Gue,
         tun_port: 6080,
         tun_flags: 0,
         ..dest("10.0.0.2", 53, ForwardMethod::Tunnel, 1)

@@ -351,6 +351,16 @@ fn apply_step(
             match kind {
                 Encap::Gre => h.add_gre(name, l, r, 64)?,
                 Encap::Ipip => h.add_ipip(name, l, r, 64)?,
+                // Validation refuses it; the kernel has no GUE device to create.
+                Encap::Gue => {
+                    return Err(crate::error::Error::InvalidArgument {
+                        op: format!("create tunnel {name}"),
+                        detail:
+                            "a lab tunnel is ipip or gre (GUE is an IPVS destination setting only)"
+                                .into(),
+                    }
+                    .into())
+                }
             }
         }
         Step::DecapDevice {

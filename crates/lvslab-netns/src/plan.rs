@@ -471,7 +471,7 @@ pub fn render_step(p: &Plan, st: &Step) -> String {
             format!("ip -n {} link add {name} type {} local {local} remote {remote} ttl 64", ns(n), kind.name())
         }
         Step::DecapDevice { ns: n, name, encap, via: DecapImpl::Kernel } => match encap {
-            Encap::Ipip => format!("modprobe ipip; ip -n {} link show {name} >/dev/null", ns(n)),
+            Encap::Ipip | Encap::Gue => format!("modprobe ipip; ip -n {} link show {name} >/dev/null", ns(n)),
             Encap::Gre => format!(
                 "modprobe ipip; modprobe ip_gre; ip -n {0} link show {name} >/dev/null\nip -n {0} link set gre0 up\nip netns exec {0} sysctl -qw net.ipv4.conf.gre0.rp_filter=0",
                 ns(n)

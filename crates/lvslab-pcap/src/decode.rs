@@ -10,52 +10,7 @@ use etherparse::{Ethernet2HeaderSlice, Ipv4HeaderSlice, TcpHeaderSlice, UdpHeade
 use serde::{Deserialize, Serialize};
 
 use crate::pcapng::{Capture, LinkType, PacketDirection};
-
-/// An Ethernet MAC address, shown as `02:00:00:00:00:01`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Mac(pub [u8; 6]);
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
-    }
-}
-
-impl std::str::FromStr for Mac {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut out = [0u8; 6];
-        let parts: Vec<&str> = s.split(':').collect();
-        if parts.len() != 6 {
-            return Err(format!(
-                "`{s}` is not a MAC address (six hex bytes joined by `:`)"
-            ));
-        }
-        for (o, p) in out.iter_mut().zip(parts) {
-            *o =
-                u8::from_str_radix(p, 16).map_err(|_| format!("`{s}`: `{p}` is not a hex byte"))?;
-        }
-        Ok(Mac(out))
-    }
-}
-
-impl Serialize for Mac {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Mac {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+pub use lvslab_spec::MacAddr;
 
 /// State of one checksum field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,9 +102,9 @@ impl<'de> Deserialize<'de> for TcpFlags {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EthSummary {
     /// Source MAC.
-    pub src: Mac,
+    pub src: MacAddr,
     /// Destination MAC.
-    pub dst: Mac,
+    pub dst: MacAddr,
     /// EtherType.
     pub ethertype: u16,
 }
@@ -160,11 +115,11 @@ pub struct ArpSummary {
     /// 1 request, 2 reply.
     pub operation: u16,
     /// Sender hardware address.
-    pub sender_mac: Mac,
+    pub sender_mac: MacAddr,
     /// Sender protocol address.
     pub sender_ip: Ipv4Addr,
     /// Target hardware address.
-    pub target_mac: Mac,
+    pub target_mac: MacAddr,
     /// Target protocol address.
     pub target_ip: Ipv4Addr,
 }
@@ -172,7 +127,7 @@ pub struct ArpSummary {
 /// How the next IPv4 layer is carried inside this one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
-pub enum Encap {
+pub enum TunnelHeader {
     /// IPv4 directly in IPv4 (protocol 4).
     Ipip,
     /// GRE (protocol 47) with the given payload protocol type (0x0800 = IPv4).
@@ -210,7 +165,7 @@ pub struct Ipv4Summary {
     /// Header checksum state.
     pub header_checksum: Checksum,
     /// Set when this header carries another IPv4 header.
-    pub encap: Option<Encap>,
+    pub encap: Option<TunnelHeader>,
 }
 
 /// TCP header and payload facts.
@@ -398,7 +353,7 @@ impl PacketSummary {
         let mut s = String::new();
         for outer in &self.ip[..self.ip.len() - 1] {
             let how = match outer.encap {
-                Some(Encap::Gre { .. }) => "gre",
+                Some(TunnelHeader::Gre { .. }) => "gre",
                 _ => "ipip",
             };
             s.push_str(&format!("[{} > {} {how}] ", outer.src, outer.dst));
@@ -557,8 +512,8 @@ pub fn decode_frame(
             Ok(eth) => {
                 let ethertype = eth.ether_type().0;
                 s.eth = Some(EthSummary {
-                    src: Mac(eth.source()),
-                    dst: Mac(eth.destination()),
+                    src: MacAddr(eth.source()),
+                    dst: MacAddr(eth.destination()),
                     ethertype,
                 });
                 let rest = &data[eth.slice().len()..];
@@ -589,7 +544,7 @@ fn decode_arp(s: &mut PacketSummary, b: &[u8]) {
     let mac = |at: usize| {
         let mut m = [0u8; 6];
         m.copy_from_slice(&b[at..at + 6]);
-        Mac(m)
+        MacAddr(m)
     };
     let ip = |at: usize| Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3]);
     s.arp = Some(ArpSummary {
@@ -651,10 +606,10 @@ fn decode_ipv4(s: &mut PacketSummary, b: &[u8]) {
             None
         } else {
             match summary.proto {
-                4 => Some((Encap::Ipip, payload)),
+                4 => Some((TunnelHeader::Ipip, payload)),
                 47 => match gre(payload) {
                     Some((
-                        encap @ Encap::Gre {
+                        encap @ TunnelHeader::Gre {
                             protocol: 0x0800, ..
                         },
                         inner,
@@ -680,7 +635,7 @@ fn decode_ipv4(s: &mut PacketSummary, b: &[u8]) {
         let proto = summary.proto;
         let (src, dst) = (summary.src, summary.dst);
         s.ip.push(summary);
-        if matches!(summary.encap, Some(Encap::Gre { .. })) {
+        if matches!(summary.encap, Some(TunnelHeader::Gre { .. })) {
             // GRE carrying something other than IPv4: report it as an opaque payload.
             s.l4 = Some(L4Summary::Other {
                 proto,
@@ -706,7 +661,7 @@ fn decode_ipv4(s: &mut PacketSummary, b: &[u8]) {
 }
 
 /// Parses a GRE header: (encapsulation, payload after the header).
-fn gre(b: &[u8]) -> Option<(Encap, &[u8])> {
+fn gre(b: &[u8]) -> Option<(TunnelHeader, &[u8])> {
     let flags = u16::from_be_bytes([*b.first()?, *b.get(1)?]);
     let protocol = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
     // Version must be 0 (version 1 is PPTP's enhanced GRE).
@@ -718,7 +673,7 @@ fn gre(b: &[u8]) -> Option<(Encap, &[u8])> {
     let seq = flags & 0x1000 != 0;
     let len = 4 + 4 * (usize::from(csum) + usize::from(key) + usize::from(seq));
     Some((
-        Encap::Gre {
+        TunnelHeader::Gre {
             protocol,
             checksum: csum,
         },
@@ -953,8 +908,8 @@ mod tests {
 
     #[test]
     fn mac_parse_display() {
-        let m: Mac = "02:00:0a:ff:00:01".parse().expect("mac");
+        let m: MacAddr = "02:00:0a:ff:00:01".parse().expect("mac");
         assert_eq!(m.to_string(), "02:00:0a:ff:00:01");
-        assert!("02:00".parse::<Mac>().is_err());
+        assert!("02:00".parse::<MacAddr>().is_err());
     }
 }

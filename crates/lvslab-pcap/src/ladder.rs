@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::correlate::{Direction, Flow};
-use crate::decode::{Encap, L4Summary, PacketSummary};
+use crate::decode::{L4Summary, PacketSummary, TunnelHeader};
 
 /// Named field values of a frame, in a fixed order. Paths match [`crate::rules::FieldDiff`]:
 /// `eth.*`, `ipv4.*` (innermost header), `outer.ipv4.*` (the header directly enclosing it),
@@ -35,7 +35,7 @@ pub fn fields(s: &PacketSummary) -> Vec<(String, String)> {
         push(&format!("{prefix}.tos"), format!("{:#04x}", ip.tos));
         push(&format!("{prefix}.df"), ip.df.to_string());
         if depth == 1 {
-            if let Some(Encap::Gre { protocol, .. }) = ip.encap {
+            if let Some(TunnelHeader::Gre { protocol, .. }) = ip.encap {
                 push("gre.proto", format!("{protocol:#06x}"));
             }
         }

@@ -13,12 +13,12 @@ pub mod report;
 pub mod rules;
 
 pub use correlate::{correlate, CorrelateOptions, Direction, Flow, Hop};
-pub use decode::{decode_capture, decode_frame, Mac, PacketSummary};
+pub use decode::{decode_capture, decode_frame, MacAddr, PacketSummary, TunnelHeader};
 pub use error::PcapError;
+pub use lvslab_spec::{Encap, Mode};
 pub use pcapng::{Capture, Frame, Interface, LinkType, PacketDirection, PcapngWriter};
 pub use rules::{
-    check, check_distribution, CheckOutcome, Director, FieldDiff, Finding, Mode, RealServer, Roles,
-    TunEncap,
+    check, check_distribution, CheckOutcome, Director, FieldDiff, Finding, RealServer, Roles,
 };
 
 /// Everything the offline pipeline derives from a trial's captures.

@@ -27,45 +27,9 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use crate::correlate::{Direction, Flow, Hop};
-use crate::decode::{Encap, L4Summary, Mac, PacketSummary};
+use crate::decode::{L4Summary, MacAddr, PacketSummary, TunnelHeader};
 use crate::pcapng::PacketDirection;
-
-/// LVS forwarding method under test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Masquerading.
-    Nat,
-    /// Direct routing.
-    Dr,
-    /// Tunnelling.
-    Tun,
-    /// Full NAT (source and destination rewritten).
-    FullNat,
-}
-
-impl Mode {
-    /// Lower-case name used in rule ids (`dr.request`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Nat => "nat",
-            Mode::Dr => "dr",
-            Mode::Tun => "tun",
-            Mode::FullNat => "fullnat",
-        }
-    }
-}
-
-/// Encapsulation expected in TUN mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TunEncap {
-    /// Outer protocol 4.
-    #[default]
-    Ipip,
-    /// Outer protocol 47, GRE protocol type 0x0800.
-    Gre,
-}
+pub use lvslab_spec::{Encap, Mode};
 
 /// The director under test.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,7 +39,7 @@ pub struct Director {
     /// Director IP facing the real servers (outer source in TUN mode).
     pub dip: Ipv4Addr,
     /// MAC of each director capture point, by `node:iface` (source MAC after DR rewrite).
-    pub macs: BTreeMap<String, Mac>,
+    pub macs: BTreeMap<String, MacAddr>,
 }
 
 /// One real server.
@@ -90,7 +54,7 @@ pub struct RealServer {
     /// Service port on the real server.
     pub port: u16,
     /// MAC of `point`, expected as destination MAC in DR mode.
-    pub mac: Option<Mac>,
+    pub mac: Option<MacAddr>,
     /// Outer source for TUN packets to this server when it is not `Director::dip`.
     pub tunnel_src: Option<Ipv4Addr>,
 }
@@ -101,7 +65,7 @@ pub struct Roles {
     /// Forwarding method.
     pub mode: Mode,
     /// Encapsulation in TUN mode.
-    pub tun_encap: TunEncap,
+    pub tun_encap: Encap,
     /// Service protocol number (6 TCP, 17 UDP).
     pub proto: u8,
     /// Virtual IP.
@@ -338,22 +302,16 @@ fn request_diffs(
         }
         Mode::Tun => {
             if b.ip.len() < 2 {
-                let want = match roles.tun_encap {
-                    TunEncap::Ipip => "ipip",
-                    TunEncap::Gre => "gre",
-                };
+                let want = roles.tun_encap.name();
                 diff(&mut d, "outer.ipv4", format!("{want} header"), None, "none");
             } else {
                 let outer = &b.ip[b.ip.len() - 2];
                 let src = rs.tunnel_src.unwrap_or(roles.director.dip);
                 diff(&mut d, "outer.ipv4.src", src, Some(dir_label), outer.src);
                 diff(&mut d, "outer.ipv4.dst", rs.rip, rs_label, outer.dst);
-                let want_proto = match roles.tun_encap {
-                    TunEncap::Ipip => 4,
-                    TunEncap::Gre => 47,
-                };
+                let want_proto = roles.tun_encap.ip_protocol();
                 diff(&mut d, "outer.ipv4.proto", want_proto, None, outer.proto);
-                if let (TunEncap::Gre, Some(Encap::Gre { protocol, .. })) =
+                if let (Encap::Gre, Some(TunnelHeader::Gre { protocol, .. })) =
                     (roles.tun_encap, outer.encap)
                 {
                     diff(

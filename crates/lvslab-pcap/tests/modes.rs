@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use common::*;
 use lvslab_pcap::{
     check, check_distribution, correlate, decode_capture, ladder, CheckOutcome, CorrelateOptions,
-    Director, Flow, Mode, RealServer, Roles, TunEncap,
+    Director, Encap, Flow, Mode, RealServer, Roles,
 };
 
 const C: ([u8; 4], u16) = (CLIENT, 40000);
@@ -21,7 +21,7 @@ fn roles(mode: Mode, rs_port: u16) -> Roles {
     macs.insert("director:eth1".to_string(), mac(MAC_DIR1));
     Roles {
         mode,
-        tun_encap: TunEncap::Ipip,
+        tun_encap: Encap::Ipip,
         proto: 6,
         vip: ip(VIP),
         vport: 80,
@@ -304,7 +304,7 @@ fn tun_ipip_correct_flow_has_no_findings() {
 #[test]
 fn tun_gre_correct_when_gre_is_expected() {
     let mut r = roles(Mode::Tun, 80);
-    r.tun_encap = TunEncap::Gre;
+    r.tun_encap = Encap::Gre;
     let (_, out) = run(&tun_steps(OuterKind::Gre), &r);
     assert_eq!(rendered(&out), "");
 }

@@ -8,12 +8,12 @@ use common::*;
 use lvslab_pcap::report::{
     render_html, render_junit, render_terminal, FlowView, RunReport, TrialReport, TrialResult,
 };
-use lvslab_pcap::{analyse, CorrelateOptions, Director, Mode, RealServer, Roles, TunEncap};
+use lvslab_pcap::{analyse, CorrelateOptions, Director, Encap, Mode, RealServer, Roles};
 
 fn dr_roles() -> Roles {
     Roles {
         mode: Mode::Dr,
-        tun_encap: TunEncap::Ipip,
+        tun_encap: Encap::Ipip,
         proto: 6,
         vip: ip(VIP),
         vport: 80,

@@ -10,6 +10,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+pub use crate::vocab::Encap;
 use serde::{Deserialize, Serialize};
 
 /// Transport protocol of a virtual service (`-t`, `-u`, `--sctp-service`).
@@ -327,34 +328,6 @@ impl ForwardMethod {
     }
 }
 
-/// Encapsulation of a tunnel destination (`--tun-type`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TunnelType {
-    #[default]
-    Ipip,
-    Gue,
-    Gre,
-}
-
-impl TunnelType {
-    pub fn number(self) -> u8 {
-        match self {
-            TunnelType::Ipip => 0,
-            TunnelType::Gue => 1,
-            TunnelType::Gre => 2,
-        }
-    }
-    pub fn from_number(n: u8) -> Option<Self> {
-        match n {
-            0 => Some(TunnelType::Ipip),
-            1 => Some(TunnelType::Gue),
-            2 => Some(TunnelType::Gre),
-            _ => None,
-        }
-    }
-}
-
 /// A destination's configuration, as `-a`/`-e` set it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestConfig {
@@ -365,7 +338,7 @@ pub struct DestConfig {
     pub weight: u32,
     pub u_threshold: u32,
     pub l_threshold: u32,
-    pub tun_type: TunnelType,
+    pub tun_type: Encap,
     /// GUE destination port (network order on the wire; host order here).
     pub tun_port: u16,
     /// `IP_VS_TUNNEL_ENCAP_FLAG_*` (csum, remcsum).
@@ -382,7 +355,7 @@ impl DestConfig {
             weight: 1,
             u_threshold: 0,
             l_threshold: 0,
-            tun_type: TunnelType::Ipip,
+            tun_type: Encap::Ipip,
             tun_port: 0,
             tun_flags: 0,
         }

@@ -11,10 +11,12 @@ pub mod lb;
 mod load;
 pub mod model;
 mod validate;
+pub mod vocab;
 
 pub use error::{SpecError, SpecErrors};
 pub use load::{lab_path, load_lab, parse_lab};
 pub use validate::{MAX_IFNAME, MAX_LAB_NAME, MAX_NODE_NAME};
+pub use vocab::{Dataplane, Encap, MacAddr, Mode};
 
 /// JSON Schema of `lab.toml`, for editors and `lvslab schema`.
 pub fn json_schema() -> serde_json::Value {

@@ -10,27 +10,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::lb::{DestConfig, Protocol, ServiceConfig};
-
-/// Forwarding mode a lab demonstrates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Nat,
-    Dr,
-    Tun,
-    FullNat,
-}
-
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Nat => "nat",
-            Mode::Dr => "dr",
-            Mode::Tun => "tun",
-            Mode::FullNat => "fullnat",
-        }
-    }
-}
+pub use crate::vocab::{Encap, Mode};
 
 /// What a node is in the lab's story; diagnosis and reports use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -158,30 +138,6 @@ pub struct Endpoint {
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.node, self.iface)
-    }
-}
-
-/// Tunnel encapsulation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Encap {
-    Ipip,
-    Gre,
-}
-
-impl Encap {
-    pub fn parse(s: &str) -> Option<Encap> {
-        match s {
-            "ipip" => Some(Encap::Ipip),
-            "gre" => Some(Encap::Gre),
-            _ => None,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Encap::Ipip => "ipip",
-            Encap::Gre => "gre",
-        }
     }
 }
 

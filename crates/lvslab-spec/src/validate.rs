@@ -14,9 +14,14 @@ use crate::error::{Locator, SpecError, SpecErrors};
 use crate::file::*;
 use crate::lb::{
     DestConfig, ForwardMethod, Protocol, Scheduler, ServiceConfig, ServiceFlags, ServiceKey,
-    TunnelType,
 };
 use crate::model::*;
+
+/// The encapsulations a lab's devices can have: the kernel offers ipip and gre devices
+/// (GUE exists only as an IPVS destination setting).
+fn device_encap(s: &str) -> Option<Encap> {
+    Encap::parse(s).filter(|e| *e != Encap::Gue)
+}
 
 /// Longest interface name the kernel accepts (IFNAMSIZ − 1).
 pub const MAX_IFNAME: usize = 15;
@@ -356,7 +361,7 @@ pub fn validate(
             if let Err(m) = valid_ifname(d.device.get_ref()) {
                 cx.err(&d.device, &format!("node[{i}].decap.device"), m, None);
             }
-            match Encap::parse(d.encap.get_ref()) {
+            match device_encap(d.encap.get_ref()) {
                 Some(e) => Some(Decap {
                     encap: e,
                     device: d.device.get_ref().clone(),
@@ -425,7 +430,7 @@ pub fn validate(
                 "give the tunnel its own name".to_string(),
             );
         }
-        let kind = Encap::parse(t.kind.get_ref());
+        let kind = device_encap(t.kind.get_ref());
         if kind.is_none() {
             cx.err(
                 &t.kind,
@@ -958,10 +963,10 @@ fn service(
             );
         }
         let tun_type = match (&d.tunnel, method) {
-            (None, _) => TunnelType::Ipip,
+            (None, _) => Encap::Ipip,
             (Some(t), ForwardMethod::Tunnel) => match t.get_ref().as_str() {
-                "ipip" => TunnelType::Ipip,
-                "gre" => TunnelType::Gre,
+                "ipip" => Encap::Ipip,
+                "gre" => Encap::Gre,
                 other => {
                     cx.err(
                         t,
@@ -969,7 +974,7 @@ fn service(
                         format!("unknown tunnel type `{other}`"),
                         "one of ipip, gre".to_string(),
                     );
-                    TunnelType::Ipip
+                    Encap::Ipip
                 }
             },
             (Some(t), _) => {
@@ -979,7 +984,7 @@ fn service(
                     "`tunnel` applies only to method = \"tun\"",
                     None,
                 );
-                TunnelType::Ipip
+                Encap::Ipip
             }
         };
         if !seen.insert((addr, d.port)) {

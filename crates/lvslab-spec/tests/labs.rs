@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use lvslab_spec::lb::{ForwardMethod, Scheduler, ServiceKey, TunnelType};
+use lvslab_spec::lb::{Encap, ForwardMethod, Scheduler, ServiceKey};
 use lvslab_spec::model::{Lab, Mode, Role};
 use lvslab_spec::{lab_path, load_lab};
 
@@ -111,12 +111,12 @@ fn tun_lab_encapsulation_is_a_parameter() {
     assert!(gre.services[0]
         .real_servers
         .iter()
-        .all(|r| r.config.tun_type == TunnelType::Gre && r.config.method == ForwardMethod::Tunnel));
+        .all(|r| r.config.tun_type == Encap::Gre && r.config.method == ForwardMethod::Tunnel));
     let ipip = lab("tun", &[("encap", "ipip")]);
     assert!(ipip.services[0]
         .real_servers
         .iter()
-        .all(|r| r.config.tun_type == TunnelType::Ipip));
+        .all(|r| r.config.tun_type == Encap::Ipip));
     let rs1 = ipip.node("rs1").expect("rs1");
     assert_eq!(rs1.decap.as_ref().map(|d| d.device.as_str()), Some("tunl0"));
     assert!(rs1

@@ -133,7 +133,7 @@ impl DirectorEngine {
                 .collect();
             ifaces.push(Iface {
                 name,
-                mac: link.mac.map(|m| m.octets()).unwrap_or_default(),
+                mac: link.mac.unwrap_or_default(),
                 mtu: u16::try_from(link.mtu).unwrap_or(u16::MAX),
                 addrs,
                 sock,
@@ -246,7 +246,7 @@ fn learn_kernel_neighbours(handle: &NsHandle, neigh: &mut NeighbourCache) {
         if state.contains("failed") || state.contains("incomplete") {
             continue;
         }
-        neigh.remember(&n.iface, ip, mac.octets());
+        neigh.remember(&n.iface, ip, mac);
     }
 }
 
@@ -434,11 +434,11 @@ impl Worker {
     }
 
     fn on_arp(&mut self, i: usize, frame: &[u8], arp: &ArpInfo) {
-        let unicast = arp.sender_mac[0] & 1 == 0 && arp.sender_mac != [0; 6];
+        let unicast = arp.sender_mac.is_unicast() && arp.sender_mac != MacAddr::ZERO;
         if !arp.sender_ip.is_unspecified() && unicast {
             let name = self.ifaces[i].name.clone();
             for mut waiting in self.neigh.learn(&name, arp.sender_ip, arp.sender_mac) {
-                waiting[0..6].copy_from_slice(&arp.sender_mac);
+                waiting[0..6].copy_from_slice(&arp.sender_mac.0);
                 self.send(i, &waiting);
             }
         }
@@ -767,8 +767,8 @@ impl Worker {
             Resolution::Known(mac) => {
                 let tx = &mut self.ifaces[oif].tx;
                 tx.push(frame);
-                if frame[0..6] != mac {
-                    tx.set_last_dst_mac(mac);
+                if frame[0..6] != mac.0 {
+                    tx.set_last_dst_mac(mac.0);
                 }
             }
             Resolution::Queued { ask: true } => {
@@ -777,7 +777,7 @@ impl Worker {
                 learn_kernel_neighbours(&self.handle, &mut self.neigh);
                 if let Some(mac) = self.neigh.get(&name, via) {
                     for mut waiting in self.neigh.learn(&name, via, mac) {
-                        waiting[0..6].copy_from_slice(&mac);
+                        waiting[0..6].copy_from_slice(&mac.0);
                         self.send(oif, &waiting);
                     }
                 } else {

@@ -160,7 +160,7 @@ pub fn port_unreachable(
     let total = IP_HEADER + ICMP_HEADER + quote.len();
     let mut out = Vec::with_capacity(14 + total);
     out.extend_from_slice(&frame[6..12]);
-    out.extend_from_slice(&our_mac);
+    out.extend_from_slice(&our_mac.0);
     out.extend_from_slice(&0x0800u16.to_be_bytes());
     let ip_start = out.len();
     out.extend_from_slice(&[0x45, 0xc0]);
@@ -274,8 +274,8 @@ mod tests {
             })
         );
         let egress = Egress {
-            src_mac: [2, 0, 0, 0, 0, 1],
-            dst_mac: [2, 0, 0, 0, 0, 2],
+            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
             mtu: 1500,
         };
         let flow = from_client.expect("found");
@@ -303,8 +303,8 @@ mod tests {
         let from_rs = flow_of_icmp_error(&d, &quoted(local, real)).expect("request side");
         assert_eq!(from_rs.toward(), CIP);
         let egress = Egress {
-            src_mac: [2, 0, 0, 0, 0, 1],
-            dst_mac: [2, 0, 0, 0, 0, 2],
+            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
             mtu: 1500,
         };
         assert_eq!(
@@ -335,7 +335,7 @@ mod tests {
             panic!("not ipv4");
         };
         let vip = Ipv4Addr::new(203, 0, 113, 10);
-        let out = port_unreachable(&f, &ip, [2, 0, 0, 0, 0, 1], vip);
+        let out = port_unreachable(&f, &ip, MacAddr([2, 0, 0, 0, 0, 1]), vip);
         assert_eq!(&out[0..6], &f[6..12]);
         let Payload::Ipv4(answer) = parse_frame(&out).expect("answer parses").payload else {
             panic!("answer not ipv4");

@@ -223,10 +223,10 @@ impl NeighbourCache {
 pub fn arp_request(sender_mac: MacAddr, sender_ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
     let mut f = Vec::with_capacity(42);
     f.extend_from_slice(&[0xff; 6]);
-    f.extend_from_slice(&sender_mac);
+    f.extend_from_slice(&sender_mac.0);
     f.extend_from_slice(&0x0806u16.to_be_bytes());
     f.extend_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1]);
-    f.extend_from_slice(&sender_mac);
+    f.extend_from_slice(&sender_mac.0);
     f.extend_from_slice(&sender_ip.octets());
     f.extend_from_slice(&[0; 6]);
     f.extend_from_slice(&target.octets());
@@ -323,7 +323,10 @@ mod tests {
         let mut c = NeighbourCache::default();
         let ip: Ipv4Addr = "10.0.0.1".parse().expect("addr");
         c.resolve("eth0", ip, &[7], 0);
-        assert_eq!(c.learn("eth0", ip, [2; 6]), vec![vec![7]]);
-        assert_eq!(c.resolve("eth0", ip, &[8], 0), Resolution::Known([2; 6]));
+        assert_eq!(c.learn("eth0", ip, MacAddr([2; 6])), vec![vec![7]]);
+        assert_eq!(
+            c.resolve("eth0", ip, &[8], 0),
+            Resolution::Known(MacAddr([2; 6]))
+        );
     }
 }

@@ -27,7 +27,6 @@ use super::director_engine::lock;
 use super::sys::{PacketSocket, ETH_P_ALL};
 use super::view::{delete_ruleset, endpoint_ruleset};
 use super::{EndpointStats, EngineError};
-use crate::packet::frame::proto;
 use crate::packet::{parse_frame, Payload};
 use crate::rewrite::tun_decapsulate;
 
@@ -92,10 +91,7 @@ impl TunnelEndpoint {
                 op: "open AF_PACKET socket",
                 source,
             })?;
-        let ip_proto = match encap {
-            Encap::Ipip => proto::IPIP,
-            Encap::Gre => proto::GRE,
-        };
+        let ip_proto = encap.ip_protocol();
         apply_nft(ns, &endpoint_ruleset(iface, ip_proto, &addrs))
             .map_err(netns_err("install nft netdev table lvslab_engine".into()))?;
         let own_ns = ns

@@ -8,7 +8,7 @@ use super::checksum;
 use super::DropReason;
 
 /// An Ethernet (MAC) address.
-pub type MacAddr = [u8; 6];
+pub use lvslab_spec::MacAddr;
 
 /// Length of an untagged Ethernet II header.
 pub const ETHERNET_HEADER_LEN: usize = 14;
@@ -239,7 +239,7 @@ pub(crate) fn be32(buf: &[u8], at: usize) -> u32 {
 fn mac(buf: &[u8], at: usize) -> MacAddr {
     let mut m = [0; 6];
     m.copy_from_slice(&buf[at..at + 6]);
-    m
+    MacAddr(m)
 }
 
 fn ipv4(buf: &[u8], at: usize) -> Ipv4Addr {

@@ -30,16 +30,16 @@ pub fn arp_reply(
     if !addresses.contains(&arp.target_ip) {
         return Err(DropReason::NotOurAddress);
     }
-    out.extend_from_slice(&arp.sender_mac);
-    out.extend_from_slice(&our_mac);
+    out.extend_from_slice(&arp.sender_mac.0);
+    out.extend_from_slice(&our_mac.0);
     out.extend_from_slice(&ETHERTYPE_ARP.to_be_bytes());
     out.extend_from_slice(&[0, 1]);
     out.extend_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
     out.extend_from_slice(&[6, 4]);
     out.extend_from_slice(&ARP_REPLY.to_be_bytes());
-    out.extend_from_slice(&our_mac);
+    out.extend_from_slice(&our_mac.0);
     out.extend_from_slice(&arp.target_ip.octets());
-    out.extend_from_slice(&arp.sender_mac);
+    out.extend_from_slice(&arp.sender_mac.0);
     out.extend_from_slice(&arp.sender_ip.octets());
     Ok(())
 }

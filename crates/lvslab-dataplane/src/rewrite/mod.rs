@@ -100,8 +100,8 @@ fn require_ports(ip: &Ipv4Info) -> Result<(), DropReason> {
 }
 
 fn set_macs(frame: &mut [u8], egress: &Egress) {
-    frame[0..6].copy_from_slice(&egress.dst_mac);
-    frame[6..12].copy_from_slice(&egress.src_mac);
+    frame[0..6].copy_from_slice(&egress.dst_mac.0);
+    frame[6..12].copy_from_slice(&egress.src_mac.0);
 }
 
 /// IPVS's own transmit checks (`__ip_vs_get_out_rt`, spec §2.2 steps 3–4): the TTL rule

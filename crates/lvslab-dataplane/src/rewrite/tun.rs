@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use lvslab_spec::lb::TunnelType;
+use lvslab_spec::lb::Encap;
 
 use super::{check_mtu, check_ttl, finish, parse_ipv4_frame, set_macs, Egress, Verdict};
 use crate::packet::checksum;
@@ -14,7 +14,7 @@ use crate::packet::{mangle, parse_frame, DropReason, Payload};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TunRequest {
     /// Encapsulation (IPIP or GRE; GUE is refused).
-    pub tunnel: TunnelType,
+    pub tunnel: Encap,
     /// Outer source: the preferred source address of the director's route to the RIP.
     pub local: Ipv4Addr,
     /// Outer destination: the real server.
@@ -39,11 +39,11 @@ const ECN_CE: u8 = 0b11;
 /// ECN codepoint ECT(0).
 const ECN_ECT0: u8 = 0b10;
 
-fn encapsulation_len(tunnel: TunnelType) -> Result<usize, DropReason> {
+fn encapsulation_len(tunnel: Encap) -> Result<usize, DropReason> {
     match tunnel {
-        TunnelType::Ipip => Ok(0),
-        TunnelType::Gre => Ok(4),
-        TunnelType::Gue => Err(DropReason::UnsupportedTunnel),
+        Encap::Ipip => Ok(0),
+        Encap::Gre => Ok(4),
+        Encap::Gue => Err(DropReason::UnsupportedTunnel),
     }
 }
 
@@ -84,8 +84,8 @@ fn tun_request_steps(
         return Err(DropReason::NeedsFragmentation.into());
     }
     let (protocol, encap): (u8, &[u8]) = match to.tunnel {
-        TunnelType::Gre => (proto::GRE, &[0, 0, 0x08, 0x00]),
-        TunnelType::Ipip | TunnelType::Gue => (proto::IPIP, &[]),
+        Encap::Gre => (proto::GRE, &[0, 0, 0x08, 0x00]),
+        Encap::Ipip | Encap::Gue => (proto::IPIP, &[]),
     };
     let inner_ecn = ip.tos & 0b11;
     let outer_ecn = if inner_ecn == ECN_CE {

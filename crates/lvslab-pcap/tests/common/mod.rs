@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use etherparse::{EtherType, Ethernet2Header, IpHeaders, IpNumber, Ipv4Header, PacketBuilder};
-use lvslab_pcap::{Capture, Frame, Interface, Mac};
+use lvslab_pcap::{Capture, Frame, Interface, MacAddr};
 
 pub const CLIENT: [u8; 4] = [198, 51, 100, 7];
 pub const VIP: [u8; 4] = [192, 168, 80, 66];
@@ -194,6 +194,6 @@ pub fn ip(a: [u8; 4]) -> Ipv4Addr {
     Ipv4Addr::from(a)
 }
 
-pub fn mac(m: [u8; 6]) -> Mac {
-    Mac(m)
+pub fn mac(m: [u8; 6]) -> MacAddr {
+    MacAddr(m)
 }
