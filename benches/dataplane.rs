@@ -338,6 +338,7 @@ fn main() {
         &PlanOptions {
             instance: "bdp".into(),
             decap: DecapImpl::Userspace,
+            run: None,
         },
     );
     let inst = build(&p, Naming::Anonymous, &AtomicBool::new(false)).expect("build topology");

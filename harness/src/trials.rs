@@ -6,9 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use lvslab_netns::apply::{build, preflight, required_features, LabInstance, Naming};
-use lvslab_netns::plan::{
-    netns_name, plan, render_shell, render_shell_down, DecapImpl, Plan, PlanOptions,
-};
+use lvslab_netns::plan::{plan, render_shell, render_shell_down, DecapImpl, Plan, PlanOptions};
 use lvslab_netns::probe::Feature;
 use lvslab_netns::traffic::start_lab_servers;
 use lvslab_netns::{snapshot, Netns, NsSnapshot};
@@ -152,6 +150,19 @@ fn instance_for(kind: TrialKind, lab: &str, params: &[(String, String)]) -> Stri
     format!("{base}-{lab}{p}")
 }
 
+/// This process's tag, unique among the runs on one machine: the pid (unique among live
+/// processes) and a few clock bits (a crashed earlier run may have had the same pid). It
+/// prefixes the names of every named namespace a trial creates.
+pub fn run_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        format!("{:x}{:03x}", std::process::id(), nanos >> 20)
+    })
+}
+
 fn missing_tools(tools: &[&str]) -> Vec<String> {
     tools
         .iter()
@@ -202,6 +213,7 @@ pub fn collect(labs_dir: &Path) -> Vec<TrialSpec> {
                     &lab,
                     &PlanOptions {
                         instance: instance_for(kind, &lab.name, &params),
+                        run: Some(run_tag().to_string()),
                         decap,
                     },
                 );
@@ -327,6 +339,7 @@ fn run_inner(spec: &TrialSpec, log: &mut Vec<String>, checks: &mut usize) -> Res
         &lab,
         &PlanOptions {
             instance: instance_for(spec.kind, &lab.name, &spec.params),
+            run: Some(run_tag().to_string()),
             decap,
         },
     );
@@ -463,10 +476,8 @@ fn replay(p: &Plan, log: &mut Vec<String>, checks: &mut usize) -> Result<(), Str
     let built = bash(&render_shell(p));
     let shell_state = built.and_then(|()| {
         snapshot_all(p, |n| {
-            Netns::open(
-                &PathBuf::from(lvslab_netns::journal::NETNS_DIR).join(netns_name(&p.instance, n)),
-            )
-            .map_err(|e| e.to_string())
+            Netns::open(&PathBuf::from(lvslab_netns::journal::NETNS_DIR).join(p.netns_name(n)))
+                .map_err(|e| e.to_string())
         })
     });
     let cleanup = bash(&render_shell_down(p));

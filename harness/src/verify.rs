@@ -2,7 +2,7 @@
 //! MAC, address, route, sysctl and nft rule the plan asked for must be there.
 
 use lvslab_netns::apply::LabInstance;
-use lvslab_netns::plan::{netns_name, Step};
+use lvslab_netns::plan::Step;
 use lvslab_netns::NsHandle;
 
 /// Every difference between the plan and the kernel, one readable line each; empty when
@@ -19,7 +19,7 @@ pub fn verify_state(lab: &LabInstance) -> Vec<String> {
             Err(e) => out.push(format!("{name}: cannot open netlink: {e}")),
         }
     }
-    let label = |n: &str| netns_name(&plan.instance, n);
+    let label = |n: &str| plan.netns_name(n);
     for step in &plan.steps {
         let ns = step.ns();
         let Some(h) = handles.get(ns) else { continue };

@@ -82,6 +82,7 @@ impl Running {
             &PlanOptions {
                 instance: instance.to_string(),
                 decap: DecapImpl::Userspace,
+                run: None,
             },
         );
         let inst = build(&p, Naming::Anonymous, &AtomicBool::new(false))

@@ -11,7 +11,7 @@ use lvslab_spec::model::Encap;
 
 use crate::journal::{Journal, NETNS_DIR};
 use crate::ns::Netns;
-use crate::plan::{netns_name, DecapImpl, Plan, Step};
+use crate::plan::{DecapImpl, Plan, Step};
 use crate::rtnl::NsHandle;
 
 /// Why a lab could not be built; teardown problems are reported alongside.
@@ -289,7 +289,7 @@ fn apply_step(
         let netns = match lab.journal.as_mut() {
             None => Netns::new_anonymous()?,
             Some(j) => {
-                let path = PathBuf::from(NETNS_DIR).join(netns_name(&lab.plan.instance, ns));
+                let path = PathBuf::from(NETNS_DIR).join(lab.plan.netns_name(ns));
                 j.record_namespace(ns, &path).map_err(StepError::Journal)?;
                 Netns::new_named(&path)?
             }

@@ -32,9 +32,13 @@ pub enum DecapImpl {
 /// Choices that are not in the lab file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanOptions {
-    /// Instance name; namespaces are `lvslab-<instance>-<node>`.
+    /// Instance name; namespaces are `lvslab-<instance>-<node>`. MACs derive from it.
     pub instance: String,
     pub decap: DecapImpl,
+    /// The test run building the lab, if any: its namespaces are then
+    /// `lvslab-<run>-<instance>-<node>`, so two runs on one machine never meet, while MACs
+    /// (from the instance alone) stay equal between runs.
+    pub run: Option<String>,
 }
 
 /// One namespace of the lab: a node, or a switch.
@@ -144,6 +148,8 @@ impl Step {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub instance: String,
+    /// See [`PlanOptions::run`].
+    pub run: Option<String>,
     pub lab: String,
     pub namespaces: Vec<NsSpec>,
     pub steps: Vec<Step>,
@@ -152,6 +158,16 @@ pub struct Plan {
 /// Namespace file name of a node or switch of an instance: `lvslab-<instance>-<name>`.
 pub fn netns_name(instance: &str, node: &str) -> String {
     format!("lvslab-{instance}-{node}")
+}
+
+impl Plan {
+    /// The namespace file name of a node or switch of this plan.
+    pub fn netns_name(&self, node: &str) -> String {
+        match &self.run {
+            Some(run) => netns_name(&format!("{run}-{}", self.instance), node),
+            None => netns_name(&self.instance, node),
+        }
+    }
 }
 
 /// Deterministic MAC of a node interface.
@@ -336,6 +352,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions) -> Plan {
     }
     Plan {
         instance: inst.clone(),
+        run: opts.run.clone(),
         lab: lab.name.clone(),
         namespaces,
         steps,
@@ -453,7 +470,7 @@ pub fn render_shell(p: &Plan) -> String {
 
 /// One step as the shell command(s) that do the same.
 pub fn render_step(p: &Plan, st: &Step) -> String {
-    let ns = |n: &str| netns_name(&p.instance, n);
+    let ns = |n: &str| p.netns_name(n);
     match st {
         Step::Namespace { ns: n } => format!("ip netns add {0}\nip -n {0} link set lo up", ns(n)),
         Step::Veth { ns: n, name, mac, peer_ns, peer_name, peer_mac, mtu } => {
@@ -514,7 +531,7 @@ pub fn render_shell_down(p: &Plan) -> String {
         let _ = writeln!(
             s,
             "ip netns del {} 2>/dev/null || true",
-            netns_name(&p.instance, &n.name)
+            p.netns_name(&n.name)
         );
     }
     s

@@ -19,6 +19,7 @@ fn check(lab: &str, params: &[(&str, &str)], decap: DecapImpl, file: &str) {
         &PlanOptions {
             instance: lab.to_string(),
             decap,
+            run: None,
         },
     );
     let text = format!(

@@ -80,6 +80,7 @@ pub fn run(instance: &str) -> anyhow::Result<ExitCode> {
         &PlanOptions {
             instance: instance.to_string(),
             decap,
+            run: None,
         },
     );
     let mut namespaces = IndexMap::new();

@@ -74,6 +74,7 @@ pub fn plan(
         &PlanOptions {
             instance,
             decap: decap_for(dataplane),
+            run: None,
         },
     );
     if json {

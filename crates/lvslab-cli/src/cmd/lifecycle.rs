@@ -50,6 +50,7 @@ pub fn up(
             &PlanOptions {
                 instance: instance.clone(),
                 decap: DecapImpl::Kernel,
+                run: None,
             },
         ),
         make_plan(
@@ -57,6 +58,7 @@ pub fn up(
             &PlanOptions {
                 instance: instance.clone(),
                 decap: DecapImpl::Userspace,
+                run: None,
             },
         ),
     ];
@@ -80,6 +82,7 @@ pub fn up(
         &PlanOptions {
             instance: instance.clone(),
             decap: decap_for(dataplane),
+            run: None,
         },
     );
     preflight(&p, &features)?;
