@@ -19,7 +19,7 @@ use lvslab_pcap::decode::PacketSummary;
 use lvslab_spec::lb::{ForwardMethod, Protocol, ServiceKey};
 use lvslab_spec::model::{Endpoint, Lab, NatRule, Prefix, Role};
 
-use crate::balancer::Dataplane;
+use lvslab_spec::Dataplane;
 
 /// Per-interface sysctls (under `net.ipv4.conf.<iface>.`) a diagnosis reads.
 const CONF_KEYS: [&str; 6] = [

@@ -5,7 +5,6 @@
 //! Skips are decided when trials are collected ([`collect`]), with the reason; running a
 //! trial whose requirement is missing fails with that reason instead of passing.
 
-pub mod balancer;
 pub mod checks;
 pub mod diagnose;
 pub mod packets;

@@ -38,8 +38,8 @@ use lvslab_spec::MacAddr;
 use lvslab_spec::{SpecError, SpecErrors};
 use serde::{Deserialize, Serialize};
 
-use crate::balancer::Dataplane;
 use crate::trials::TrialSpec;
+use lvslab_spec::Dataplane;
 
 /// Environment variable naming the capture root (what the VM passes to a kernel trial).
 pub const CAPTURE_DIR_ENV: &str = "LVSLAB_CAPTURE_DIR";

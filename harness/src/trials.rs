@@ -15,9 +15,10 @@ use std::collections::BTreeMap;
 use lvslab_spec::lb::Scheduler;
 use lvslab_spec::model::{Encap, Lab};
 
-use crate::balancer::{Balancer, Dataplane};
 use crate::checks::run_check;
 use crate::verify::verify_state;
+use lvslab_instance::balancer::Balancer;
+use lvslab_spec::Dataplane;
 
 /// What a trial does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -381,8 +382,8 @@ fn topology(lab: &Lab, p: &Plan, log: &mut Vec<String>, checks: &mut usize) -> R
     log.push(format!("built in {:.0?}", t.elapsed()));
     let result = check_built(lab, &inst, log, checks);
     let errors = inst.teardown();
-    if !errors.is_empty() {
-        return Err(format!("teardown: {}", errors.join("; ")));
+    if !errors.ok() {
+        return Err(format!("teardown: {}", errors.error_lines()));
     }
     result
 }
@@ -497,8 +498,8 @@ fn replay(p: &Plan, log: &mut Vec<String>, checks: &mut usize) -> Result<(), Str
     });
     let errors = inst.teardown();
     let ours = ours?;
-    if !errors.is_empty() {
-        return Err(format!("teardown: {}", errors.join("; ")));
+    if !errors.ok() {
+        return Err(format!("teardown: {}", errors.error_lines()));
     }
     let mut diffs = Vec::new();
     for ((name, a), (_, b)) in shell_state.iter().zip(&ours) {
@@ -640,9 +641,9 @@ fn dataplane(
             && lab
                 .services
                 .iter()
-                .any(|s| crate::balancer::kernel_fullnat_ruleset(s).is_some())
+                .any(|s| lvslab_instance::balancer::kernel_fullnat_ruleset(s).is_some())
         {
-            log.push(crate::balancer::KERNEL_FULLNAT_NOTE.to_string());
+            log.push(lvslab_instance::balancer::KERNEL_FULLNAT_NOTE.to_string());
         }
         let mut failed = Vec::new();
         for c in &lab.checks {
@@ -798,8 +799,8 @@ fn dataplane(
     // Read the nodes' state while the lab still stands, and name the likely cause.
     let result = result.map_err(|e| crate::diagnose::explain_failure(lab, &inst, d, None, e));
     let errors = inst.teardown();
-    if !errors.is_empty() {
-        return Err(format!("teardown: {}", errors.join("; ")));
+    if !errors.ok() {
+        return Err(format!("teardown: {}", errors.error_lines()));
     }
     result
 }

@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use lvslab_harness::balancer::Dataplane;
 use lvslab_harness::{TrialKind, TrialSpec};
+use lvslab_spec::Dataplane;
 use toml::{Table, Value};
 
 /// One broken variant of a shipped lab.

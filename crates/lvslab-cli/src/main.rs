@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use lvslab_spec::Dataplane;
 
 mod cmd;
 
@@ -27,12 +28,11 @@ pub enum GraphFormatArg {
     Dot,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum DataplaneArg {
-    /// Kernel IPVS (needs a kernel with IPVS; here: inside `lvslab vm run`).
-    Kernel,
-    /// lvslab's own userspace director.
-    Userspace,
+/// `--dataplane kernel|userspace`, parsed into the one `Dataplane` of lvslab-spec.
+fn dataplane_parser() -> impl clap::builder::TypedValueParser<Value = Dataplane> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["kernel", "userspace"])
+        .try_map(|s| s.parse::<Dataplane>())
 }
 
 #[derive(Subcommand)]
@@ -68,8 +68,8 @@ enum Command {
         #[arg(long = "param", value_name = "NAME=VALUE")]
         params: Vec<String>,
         /// Which dataplane the lab is built for (decides how real servers decapsulate).
-        #[arg(long, value_enum)]
-        dataplane: Option<DataplaneArg>,
+        #[arg(long, value_parser = dataplane_parser())]
+        dataplane: Option<Dataplane>,
         /// Print the commands that remove the lab instead.
         #[arg(long)]
         down: bool,
@@ -94,8 +94,8 @@ enum Command {
         #[arg(long = "param", value_name = "NAME=VALUE")]
         params: Vec<String>,
         /// Default: kernel where the kernel has IPVS, else userspace.
-        #[arg(long, value_enum)]
-        dataplane: Option<DataplaneArg>,
+        #[arg(long, value_parser = dataplane_parser())]
+        dataplane: Option<Dataplane>,
     },
     /// Remove a lab instance (also after an interrupted `up`), or every instance.
     Down {
@@ -164,6 +164,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The userspace director's counters of an instance, drops by reason included.
+    Stats { instance: String },
     /// Send requests through a running lab and count which real server answered.
     Traffic {
         instance: String,
@@ -293,7 +295,10 @@ fn main() -> ExitCode {
             VmAction::Shell => cmd::vm::shell(),
         },
         Command::Trial { name } => cmd::test::trial(&labs, &name),
-        Command::Daemon { instance } => cmd::daemon::run(&instance),
+        Command::Daemon { instance } => lvslab_instance::daemon::run(&instance)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
+        Command::Stats { instance } => cmd::ipvsadm::stats(&instance),
     };
     match result {
         Ok(code) => code,

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use indexmap::IndexMap;
 use lvslab_spec::model::Encap;
 
-use crate::journal::{Journal, NETNS_DIR};
+use crate::journal::{Journal, Teardown, NETNS_DIR};
+use crate::named::PublishError;
 use crate::ns::Netns;
 use crate::plan::{DecapImpl, Plan, Step};
 use crate::rtnl::NsHandle;
@@ -25,27 +26,37 @@ pub enum ApplyError {
         step: String,
         #[source]
         source: Box<crate::error::Error>,
-        teardown: Vec<String>,
+        teardown: Box<Teardown>,
+    },
+    #[error("{ns}: {source}{}", teardown_note(.teardown))]
+    NameTaken {
+        ns: String,
+        #[source]
+        source: Box<PublishError>,
+        teardown: Box<Teardown>,
     },
     #[error("interrupted; everything built so far was removed{}", teardown_note(.teardown))]
-    Cancelled { teardown: Vec<String> },
+    Cancelled { teardown: Box<Teardown> },
     #[error("journal: {source}{}", teardown_note(.teardown))]
     Journal {
         #[source]
         source: Box<crate::journal::JournalError>,
-        teardown: Vec<String>,
+        teardown: Box<Teardown>,
     },
 }
 
-fn teardown_note(t: &[String]) -> String {
-    if t.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "\n    and teardown failed too:\n      {}",
-            t.join("\n      ")
-        )
+fn teardown_note(t: &Teardown) -> String {
+    let mut out = String::new();
+    if !t.errors.is_empty() {
+        out.push_str("\n    and teardown failed too:");
+        for e in &t.errors {
+            out.push_str(&format!("\n      {e}"));
+        }
     }
+    for l in &t.left {
+        out.push_str(&format!("\n    left: {l}"));
+    }
+    out
 }
 
 /// How namespaces are held.
@@ -103,13 +114,13 @@ impl LabInstance {
         self.journal.take()
     }
 
-    /// Removes the lab; returns every problem met on the way.
-    pub fn teardown(mut self) -> Vec<String> {
+    /// Removes the lab; returns what was done and every problem met on the way.
+    pub fn teardown(mut self) -> Teardown {
         let journal = self.journal.take();
         self.namespaces.clear(); // closing the fds frees anonymous namespaces
         match journal {
             Some(j) => j.teardown(),
-            None => Vec::new(),
+            None => Teardown::default(),
         }
     }
 }
@@ -117,7 +128,7 @@ impl LabInstance {
 impl Drop for LabInstance {
     fn drop(&mut self) {
         if let Some(j) = self.journal.take() {
-            for e in j.teardown() {
+            for e in j.teardown().errors {
                 tracing::warn!("teardown: {e}");
             }
         }
@@ -221,7 +232,7 @@ pub fn build(plan: &Plan, naming: Naming, cancel: &AtomicBool) -> Result<LabInst
         }
         if cancel.load(Ordering::Relaxed) {
             return Err(ApplyError::Cancelled {
-                teardown: lab.teardown(),
+                teardown: Box::new(lab.teardown()),
             });
         }
         if let Err(source) = apply_step(&mut lab, &mut handles, step) {
@@ -234,26 +245,25 @@ pub fn build(plan: &Plan, naming: Naming, cancel: &AtomicBool) -> Result<LabInst
                         ns,
                         step,
                         source: Box::new(source),
-                        teardown: lab.teardown(),
+                        teardown: Box::new(lab.teardown()),
                     });
                 }
                 StepError::Journal(source) => {
                     handles.clear();
                     return Err(ApplyError::Journal {
                         source: Box::new(source),
-                        teardown: lab.teardown(),
+                        teardown: Box::new(lab.teardown()),
+                    });
+                }
+                StepError::NameTaken(source) => {
+                    handles.clear();
+                    return Err(ApplyError::NameTaken {
+                        ns: step.ns().to_string(),
+                        source: Box::new(source),
+                        teardown: Box::new(lab.teardown()),
                     });
                 }
             }
-        }
-    }
-    if let Some(j) = lab.journal.as_mut() {
-        if let Err(source) = j.mark_complete() {
-            handles.clear();
-            return Err(ApplyError::Journal {
-                source: Box::new(source),
-                teardown: lab.teardown(),
-            });
         }
     }
     Ok(lab)
@@ -262,6 +272,7 @@ pub fn build(plan: &Plan, naming: Naming, cancel: &AtomicBool) -> Result<LabInst
 enum StepError {
     Netns(crate::error::Error),
     Journal(crate::journal::JournalError),
+    NameTaken(PublishError),
 }
 
 impl From<crate::error::Error> for StepError {
@@ -289,9 +300,23 @@ fn apply_step(
         let netns = match lab.journal.as_mut() {
             None => Netns::new_anonymous()?,
             Some(j) => {
+                // Recorded with its identity before the name becomes visible: see
+                // `crate::named`.
                 let path = PathBuf::from(NETNS_DIR).join(lab.plan.netns_name(ns));
-                j.record_namespace(ns, &path).map_err(StepError::Journal)?;
-                Netns::new_named(&path)?
+                let mut prepared = crate::named::prepare(&path)?;
+                j.record_namespace(ns, &prepared.record)
+                    .map_err(StepError::Journal)?;
+                crate::named::create_mount_point(&mut prepared)?;
+                j.record_namespace(ns, &prepared.record)
+                    .map_err(StepError::Journal)?;
+                match crate::named::publish(prepared) {
+                    Ok(netns) => netns,
+                    Err(PublishError::Other(e)) => return Err(e.into()),
+                    Err(taken) => {
+                        j.forget_namespace(ns).map_err(StepError::Journal)?;
+                        return Err(StepError::NameTaken(taken));
+                    }
+                }
             }
         };
         lab.namespaces.insert(ns.clone(), netns);

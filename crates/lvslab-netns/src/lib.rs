@@ -15,6 +15,7 @@ mod capture_sys;
 pub mod dump;
 pub mod error;
 pub mod mac;
+pub mod named;
 mod netlink;
 pub mod nft;
 pub mod ns;

@@ -7,31 +7,30 @@
 //! child processes are spawned from a thread that has entered the namespace, and inherit
 //! that thread's namespace.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 
-use nix::mount::{self, MntFlags, MsFlags};
+use nix::mount::{self, MsFlags};
 use nix::sched::{self, CloneFlags};
 
 use crate::error::{Error, Result};
 use crate::rtnl::NsHandle;
 
 /// Where `ip netns` keeps its bind mounts; named namespaces live here.
-pub const NETNS_RUN_DIR: &str = "/run/netns";
+pub const NETNS_DIR: &str = "/run/netns";
 
 /// A network namespace, kept alive by the file descriptor this value owns.
 ///
 /// Anonymous namespaces vanish when the last descriptor (and the last socket or process
 /// inside) goes away, so a crashed test leaks nothing. Named ones are also bind-mounted
-/// on a file (normally under [`NETNS_RUN_DIR`]) and outlive the process until
-/// [`Netns::remove_named`].
+/// on a file (normally under [`NETNS_DIR`]) and outlive the process until
+/// [`crate::named::remove_owned`].
 #[derive(Debug)]
 pub struct Netns {
     fd: OwnedFd,
@@ -44,7 +43,7 @@ impl Netns {
     /// Creates a fresh, anonymous namespace with `lo` up
     /// (like `unshare --net`, without a process).
     pub fn new_anonymous() -> Result<Netns> {
-        let fd = unshare_on_thread(None)?;
+        let fd = unshare_on_thread()?;
         let label = format!("anon:{}", inode_of(&fd));
         let ns = Netns {
             fd,
@@ -53,38 +52,6 @@ impl Netns {
             read_only: false,
         };
         ns.netlink()?.set_up("lo")?;
-        Ok(ns)
-    }
-
-    /// Creates a namespace bind-mounted on `path` (like `ip netns add`), with `lo` up.
-    ///
-    /// The parent directory is created if missing (mode 0755); it is not turned into a
-    /// mount itself. Fails with `EEXIST` if `path` already exists.
-    pub fn new_named(path: &Path) -> Result<Netns> {
-        let label = label_for_path(path);
-        if let Some(parent) = path.parent() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(parent)
-                .map_err(|source| Error::Namespace {
-                    op: format!("mkdir -p {}", parent.display()),
-                    ns: label.clone(),
-                    source,
-                })?;
-        }
-        let fd = unshare_on_thread(Some(path))?;
-        let ns = Netns {
-            fd,
-            label,
-            path: Some(path.to_path_buf()),
-            read_only: false,
-        };
-        if let Err(err) = ns.netlink().and_then(|h| h.set_up("lo")) {
-            // Leave nothing half-made behind: the caller never got a handle to clean up.
-            let _ = Netns::remove_named(path);
-            return Err(err);
-        }
         Ok(ns)
     }
 
@@ -140,30 +107,28 @@ impl Netns {
         })
     }
 
-    /// Removes a named namespace (like `ip netns delete`): lazy unmount, then unlink.
-    /// Succeeds if it is already gone.
-    pub fn remove_named(path: &Path) -> Result<()> {
-        let label = label_for_path(path);
-        match mount::umount2(path, MntFlags::MNT_DETACH) {
-            // EINVAL: the file exists but is not a mount point (half-made namespace).
-            Ok(()) | Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::EINVAL) => {}
-            Err(errno) => {
-                return Err(Error::Namespace {
-                    op: format!("umount2({}, MNT_DETACH)", path.display()),
-                    ns: label,
-                    source: errno.into(),
-                })
-            }
-        }
-        match fs::remove_file(path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(Error::Namespace {
-                op: format!("rm {}", path.display()),
-                ns: label,
-                source,
-            }),
-        }
+    /// Makes this namespace visible at `path`, an existing empty file (what `ip netns add`
+    /// leaves behind: a bind mount of the namespace). See [`crate::named`] for the order
+    /// that keeps a crash from leaving a namespace nobody can prove is lvslab's.
+    pub(crate) fn bind_at(&mut self, path: &Path) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        // The descriptor's magic link names the namespace itself, like /proc/<pid>/ns/net.
+        let source = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
+        mount::mount(
+            Some(source.as_str()),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|errno| Error::Namespace {
+            op: format!("mount --bind {source} {}", path.display()),
+            ns: self.label.clone(),
+            source: errno.into(),
+        })?;
+        self.label = label_for_path(path);
+        self.path = Some(path.to_path_buf());
+        Ok(())
     }
 
     /// A short human label for messages: file name, `root`, or `anon:<inode>`.
@@ -392,10 +357,9 @@ fn enter(fd: BorrowedFd<'_>, label: &str) -> Result<()> {
     })
 }
 
-/// Creates a namespace on a throwaway thread and returns a descriptor for it; with
-/// `mount_on`, also bind-mounts it there first (while the thread is still inside).
-fn unshare_on_thread(mount_on: Option<&Path>) -> Result<OwnedFd> {
-    let label = mount_on.map_or_else(|| "new".to_string(), label_for_path);
+/// Creates a namespace on a throwaway thread and returns a descriptor for it.
+fn unshare_on_thread() -> Result<OwnedFd> {
+    let label = "new".to_string();
     let job = || -> Result<OwnedFd> {
         sched::unshare(CloneFlags::CLONE_NEWNET).map_err(|errno| Error::Namespace {
             op: "unshare(CLONE_NEWNET)".into(),
@@ -408,9 +372,6 @@ fn unshare_on_thread(mount_on: Option<&Path>) -> Result<OwnedFd> {
             ns: label.clone(),
             source,
         })?;
-        if let Some(path) = mount_on {
-            bind_mount_here(own, path, &label)?;
-        }
         Ok(file.into())
     };
     thread::scope(|scope| {
@@ -430,34 +391,6 @@ fn unshare_on_thread(mount_on: Option<&Path>) -> Result<OwnedFd> {
     })
 }
 
-fn bind_mount_here(source: &str, path: &Path, label: &str) -> Result<()> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o444)
-        .open(path)
-        .map_err(|source| Error::Namespace {
-            op: format!("create {}", path.display()),
-            ns: label.to_string(),
-            source,
-        })?;
-    if let Err(errno) = mount::mount(
-        Some(source),
-        path,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    ) {
-        let _ = fs::remove_file(path);
-        return Err(Error::Namespace {
-            op: format!("mount --bind {source} {}", path.display()),
-            ns: label.to_string(),
-            source: errno.into(),
-        });
-    }
-    Ok(())
-}
-
 fn inode_of(fd: &OwnedFd) -> u64 {
     // fstat on a namespace fd cannot fail short of a kernel bug; 0 only weakens labels.
     nix::sys::stat::fstat(fd).map_or(0, |st| st.st_ino)
@@ -465,7 +398,7 @@ fn inode_of(fd: &OwnedFd) -> u64 {
 
 fn label_for_path(path: &Path) -> String {
     match path.file_name() {
-        Some(name) if path.starts_with(NETNS_RUN_DIR) => name.to_string_lossy().into_owned(),
+        Some(name) if path.starts_with(NETNS_DIR) => name.to_string_lossy().into_owned(),
         _ => path.display().to_string(),
     }
 }
@@ -477,11 +410,6 @@ fn panic_detail(payload: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic payload".into());
     format!("panicked: {msg}")
-}
-
-/// The inode of a namespace file, for comparing two namespaces without opening handles.
-pub fn namespace_inode(path: &Path) -> io::Result<u64> {
-    fs::metadata(path).map(|m| m.ino())
 }
 
 #[cfg(test)]

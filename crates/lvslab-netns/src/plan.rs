@@ -29,6 +29,17 @@ pub enum DecapImpl {
     Userspace,
 }
 
+impl DecapImpl {
+    /// The decapsulation a dataplane pairs with: kernel IPVS with the kernel's own tunnel
+    /// devices, the userspace director with the userspace tunnel endpoint.
+    pub fn for_dataplane(d: lvslab_spec::Dataplane) -> DecapImpl {
+        match d {
+            lvslab_spec::Dataplane::Kernel => DecapImpl::Kernel,
+            lvslab_spec::Dataplane::Userspace => DecapImpl::Userspace,
+        }
+    }
+}
+
 /// Choices that are not in the lab file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanOptions {

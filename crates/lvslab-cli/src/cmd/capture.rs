@@ -11,13 +11,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use lvslab_netns::capture::{parse_point, CaptureOptions, CaptureSocket, Received};
-use lvslab_netns::journal::{Journal, NETNS_DIR};
-use lvslab_netns::plan::netns_name;
 use lvslab_netns::Netns;
 use lvslab_pcap::decode::decode_frame;
 use lvslab_pcap::pcapng::{Frame, PacketDirection, PcapngWriter};
 
-use super::{check_instance_name, require_root};
+use super::require_root;
 
 /// How often the loop looks at Ctrl-C and the time limit while no frame arrives.
 const TICK: Duration = Duration::from_millis(100);
@@ -34,7 +32,6 @@ pub struct CaptureArgs<'a> {
 
 pub fn capture(args: &CaptureArgs<'_>) -> anyhow::Result<ExitCode> {
     require_root("lvslab capture")?;
-    check_instance_name(args.instance)?;
     let (node, _) = parse_point(args.point)?;
     let limit = match args.seconds {
         Some(s) if !(s.is_finite() && s > 0.0) => {
@@ -171,19 +168,5 @@ impl<W: Write> Printer<'_, W> {
 }
 
 fn open_node(instance: &str, node: &str) -> anyhow::Result<Netns> {
-    let path = PathBuf::from(NETNS_DIR).join(netns_name(instance, node));
-    if !path.exists() {
-        let nodes = Journal::open(instance)
-            .map(|j| {
-                j.state
-                    .namespaces
-                    .iter()
-                    .map(|n| n.node.clone())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .with_context(|| format!("no running instance `{instance}` (see `lvslab status`)"))?;
-        bail!("instance `{instance}` has no node `{node}`; nodes: {nodes}");
-    }
-    Ok(Netns::open(&path)?)
+    Ok(lvslab_instance::Instance::open(instance)?.node(node)?)
 }

@@ -8,8 +8,9 @@ use lvslab_netns::plan::{
 };
 use lvslab_spec::graph::{render, GraphFormat};
 
-use super::{check_instance_name, load};
-use crate::{DataplaneArg, GraphFormatArg};
+use super::load;
+use crate::GraphFormatArg;
+use lvslab_spec::Dataplane;
 
 pub fn check(labs: &Path, lab: &str, params: &[String]) -> anyhow::Result<ExitCode> {
     match load(labs, lab, params) {
@@ -38,21 +39,12 @@ pub fn schema() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The decapsulation a dataplane implies: kernel IPVS pairs with the kernel's own
-/// tunnel devices, the userspace director with the userspace tunnel endpoint.
-pub fn decap_for(dataplane: DataplaneArg) -> DecapImpl {
-    match dataplane {
-        DataplaneArg::Kernel => DecapImpl::Kernel,
-        DataplaneArg::Userspace => DecapImpl::Userspace,
-    }
-}
-
 pub fn plan(
     labs: &Path,
     lab: &str,
     instance: Option<&str>,
     params: &[String],
-    dataplane: Option<DataplaneArg>,
+    dataplane: Option<Dataplane>,
     down: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -61,19 +53,19 @@ pub fn plan(
         Err(f) => return f.report(),
     };
     let instance = instance.unwrap_or(&l.name).to_string();
-    check_instance_name(&instance)?;
+    lvslab_instance::check_instance_name(&instance)?;
     let dataplane = dataplane.unwrap_or_else(|| {
         if super::kernel_has_ipvs() {
-            DataplaneArg::Kernel
+            Dataplane::Kernel
         } else {
-            DataplaneArg::Userspace
+            Dataplane::Userspace
         }
     });
     let p = make_plan(
         &l,
         &PlanOptions {
             instance,
-            decap: decap_for(dataplane),
+            decap: DecapImpl::for_dataplane(dataplane),
             run: None,
         },
     );

@@ -6,7 +6,6 @@ use anyhow::bail;
 use lvslab_spec::model::Lab;
 
 pub mod capture;
-pub mod daemon;
 pub mod doctor;
 pub mod ipvsadm;
 pub mod lab;
@@ -69,20 +68,6 @@ impl LoadFailure {
             LoadFailure::Other(e) => Err(e),
         }
     }
-}
-
-/// Instance names become file names under /run: keep them short and plain.
-pub fn check_instance_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 24
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && name.as_bytes()[0].is_ascii_lowercase();
-    if !ok {
-        bail!("instance name `{name}` is not valid: use lowercase letters, digits and `-`, starting with a letter, at most 24 bytes");
-    }
-    Ok(())
 }
 
 /// Whether this kernel has IPVS (the generic-netlink family answers).

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use lvslab_harness::balancer::Dataplane;
 use lvslab_harness::packets::{self, PacketReport};
 use lvslab_harness::{collect, run_trial, TrialKind, TrialSpec};
 use lvslab_pcap::report::{render_terminal, RunReport, TrialReport, TrialResult};
+use lvslab_spec::Dataplane;
 
 use super::require_root;
 

@@ -2,17 +2,14 @@
 //! server that answered.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use lvslab_harness::traffic::{http_requests, udp_requests};
-use lvslab_netns::journal::{Journal, NETNS_DIR};
-use lvslab_netns::plan::netns_name;
-use lvslab_netns::Netns;
+use lvslab_instance::Instance;
 
-use super::{check_instance_name, require_root};
+use super::require_root;
 
 /// Arguments of `lvslab traffic`.
 pub struct TrafficArgs<'a> {
@@ -30,7 +27,6 @@ const MAX_COUNT: u64 = 100_000;
 
 pub fn traffic(a: &TrafficArgs<'_>) -> anyhow::Result<ExitCode> {
     require_root("lvslab traffic")?;
-    check_instance_name(a.instance)?;
     if a.proto != "tcp" && a.proto != "udp" {
         bail!(
             "--proto {}: tcp (HTTP to the lab's http servers) or udp (to its udp-echo servers)",
@@ -40,9 +36,8 @@ pub fn traffic(a: &TrafficArgs<'_>) -> anyhow::Result<ExitCode> {
     if a.count == 0 || a.count > MAX_COUNT {
         bail!("--count must be 1..={MAX_COUNT}");
     }
-    let j = Journal::open(a.instance)?;
-    let lab = lvslab_spec::load_lab(&j.state.lab_file, &j.state.params)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let inst = Instance::open(a.instance)?;
+    let lab = inst.lab();
     let default = lab.traffic.as_ref();
     let from = a
         .from
@@ -65,9 +60,7 @@ pub fn traffic(a: &TrafficArgs<'_>) -> anyhow::Result<ExitCode> {
             .context("the lab declares no [traffic]: give --to TARGET")?,
     };
     let port = a.port.or(default.map(|t| t.port)).context("give --port")?;
-    let path = PathBuf::from(NETNS_DIR).join(netns_name(a.instance, from));
-    let ns = Netns::open(&path)
-        .with_context(|| format!("node `{from}` of instance `{}`", a.instance))?;
+    let ns = inst.node(from)?;
     let target = SocketAddr::new(to, port);
     let summary = if a.proto == "udp" {
         udp_requests(&ns, from, target, a.count, Duration::from_secs(2))

@@ -178,6 +178,16 @@ impl Balancer {
         }
     }
 
+    /// The userspace engines' counters (drops by reason included), as text.
+    pub fn stats_text(&self) -> String {
+        match self {
+            Balancer::Kernel(_) => {
+                "kernel IPVS keeps its own counters: `lvslab ipvsadm -L -n --stats`\n".into()
+            }
+            Balancer::Userspace(dp) => format!("{:#?}\n", dp.stats()),
+        }
+    }
+
     pub fn dataplane(&self) -> Dataplane {
         match self {
             Balancer::Kernel(_) => Dataplane::Kernel,
