@@ -219,7 +219,7 @@ mod tests {
 
     #[test]
     fn fullnat_lab_gets_a_snat_rule_per_real_server_to_the_pool() {
-        let labs = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../labs");
+        let labs = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../labs");
         let lab = lvslab_spec::load_lab(&lvslab_spec::lab_path(&labs, "fullnat"), &[])
             .expect("fullnat lab");
         let rules = kernel_fullnat_ruleset(&lab.services[0]).expect("a ruleset");
