@@ -259,10 +259,29 @@ pub struct DownReport {
     pub teardown: Teardown,
 }
 
-/// Removes an instance: its daemon and namespaces, each only if provably its own.
+/// Removes an instance: its daemon and namespaces, each only if provably its own. With no
+/// journal, only the leftovers of an `up` or `down` that died in their first or last step
+/// (folders that never had, or no longer have, anything but a journal) are removed.
 pub fn down(name: &str) -> Result<DownReport, InstanceError> {
     check_instance_name(name)?;
-    let j = Journal::open(name)?;
+    let j = match Journal::open(name) {
+        Ok(j) => j,
+        Err(e @ lvslab_netns::journal::JournalError::NotFound { .. }) => {
+            let cleaned = Journal::clean_staging(Some(name));
+            if cleaned.is_empty() {
+                return Err(e.into());
+            }
+            let teardown = Teardown {
+                removed: cleaned.iter().map(|p| p.display().to_string()).collect(),
+                ..Teardown::default()
+            };
+            return Ok(DownReport {
+                instance: name.to_string(),
+                teardown,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     if j.state.in_progress() {
         return Err(InstanceError::InProgress {
             instance: name.to_string(),
@@ -293,7 +312,7 @@ pub struct DownAllReport {
 /// skips `up`s in progress and journals it cannot trust, and says so.
 pub fn down_all() -> Result<DownAllReport, InstanceError> {
     let mut r = DownAllReport {
-        staging_removed: Journal::clean_staging(),
+        staging_removed: Journal::clean_staging(None),
         ..DownAllReport::default()
     };
     let list = Journal::list()?;

@@ -35,6 +35,8 @@ pub use crate::ns::NETNS_DIR;
 pub const JOURNAL_FILE: &str = "journal.json";
 /// Prefix of a folder being prepared by `up` (renamed to the instance name when whole).
 const STAGING_PREFIX: &str = ".new-";
+/// Prefix of a folder `down` has finished with (renamed away, then deleted).
+const TRASH_PREFIX: &str = ".old-";
 
 /// Root of instance journals.
 pub fn run_dir() -> PathBuf {
@@ -478,9 +480,11 @@ impl Journal {
     }
 
     /// Removes folders that an `up` began preparing and never renamed into place, when
-    /// that `up` is gone. They hold a journal and nothing else (no namespace is created
-    /// before the rename). Returns what was removed.
-    pub fn clean_staging() -> Vec<PathBuf> {
+    /// that `up` is gone (they hold a journal and nothing else: no namespace is created
+    /// before the rename), and folders a `down` renamed away before deleting them (made
+    /// only once everything they named was gone). `instance` limits it to one instance.
+    /// Returns what was removed.
+    pub fn clean_staging(instance: Option<&str>) -> Vec<PathBuf> {
         let root = run_dir();
         let Ok(entries) = fs::read_dir(&root) else {
             return Vec::new();
@@ -491,23 +495,37 @@ impl Journal {
             let Some(name) = e.file_name().to_str().map(str::to_string) else {
                 continue;
             };
-            if !name.starts_with(STAGING_PREFIX) {
-                continue;
-            }
-            let creator = fs::read(path.join(JOURNAL_FILE))
-                .ok()
-                .and_then(|t| serde_json::from_slice::<JournalState>(&t).ok())
-                .and_then(|s| s.creator);
-            let busy = match creator {
-                Some(c) => c.is_alive(),
-                // Not even a journal yet: busy while a process of the folder's pid lives.
-                None => name
-                    .rsplit('-')
-                    .next()
-                    .and_then(|p| p.parse::<i32>().ok())
-                    .is_some_and(|pid| process_identity(pid).is_some()),
+            let of_instance = |prefix: &str| {
+                name.strip_prefix(prefix).is_some_and(|rest| {
+                    instance.is_none_or(|i| {
+                        rest.strip_prefix(i).is_some_and(|r| {
+                            r.starts_with('-') && r[1..].bytes().all(|b| b.is_ascii_digit())
+                        })
+                    })
+                })
             };
-            if !busy && fs::remove_dir_all(&path).is_ok() {
+            let remove = if of_instance(TRASH_PREFIX) {
+                true
+            } else if of_instance(STAGING_PREFIX) {
+                let creator = fs::read(path.join(JOURNAL_FILE))
+                    .ok()
+                    .and_then(|t| serde_json::from_slice::<JournalState>(&t).ok())
+                    .and_then(|s| s.creator);
+                let busy = match creator {
+                    Some(c) => c.is_alive(),
+                    // Not even a journal yet: busy while a process of the folder's pid
+                    // lives.
+                    None => name
+                        .rsplit('-')
+                        .next()
+                        .and_then(|p| p.parse::<i32>().ok())
+                        .is_some_and(|pid| process_identity(pid).is_some()),
+                };
+                !busy
+            } else {
+                false
+            };
+            if remove && fs::remove_dir_all(&path).is_ok() {
                 removed.push(path);
             }
         }
@@ -606,11 +624,24 @@ impl Journal {
             }
         }
         if t.errors.is_empty() {
-            match fs::remove_dir_all(&self.dir) {
-                Ok(()) => {}
+            // Renamed away first, in one step, so that a crash while deleting never leaves
+            // a folder with half a journal under the instance's name.
+            let trash = self.dir.parent().unwrap_or(Path::new("/")).join(format!(
+                "{TRASH_PREFIX}{}-{}",
+                self.state.instance,
+                std::process::id()
+            ));
+            let _ = fs::remove_dir_all(&trash);
+            match fs::rename(&self.dir, &trash) {
+                Ok(()) => {
+                    if let Err(e) = fs::remove_dir_all(&trash) {
+                        t.errors
+                            .push(TeardownError::os("remove", trash.display().to_string(), &e));
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => t.errors.push(TeardownError::os(
-                    "remove",
+                    "rename",
                     self.dir.display().to_string(),
                     &e,
                 )),
