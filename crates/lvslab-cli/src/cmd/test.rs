@@ -37,6 +37,23 @@ fn run_id() -> String {
     )
 }
 
+/// A folder of this run's own under `root`: `<time>`, or `<time>-2`, `-3`… when another
+/// run started in the same second (created, never reused).
+fn fresh_run_dir(root: &Path) -> anyhow::Result<(String, PathBuf)> {
+    std::fs::create_dir_all(root).with_context(|| format!("create {}", root.display()))?;
+    let base = run_id();
+    for n in 1..1000 {
+        let run = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+        let dir = root.join(&run);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((run, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("create {}", dir.display())),
+        }
+    }
+    anyhow::bail!("{}: 999 runs started in the same second?", root.display())
+}
+
 /// Which trials `lvslab test --dataplane` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DataplaneChoice {
@@ -93,10 +110,13 @@ pub fn test(
     report_dir: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     require_root("lvslab test")?;
-    let run = run_id();
-    let dir: PathBuf =
-        report_dir.map_or_else(|| PathBuf::from("captures").join(&run), Path::to_path_buf);
-    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let (run, dir) = match report_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
+            (run_id(), d.to_path_buf())
+        }
+        None => fresh_run_dir(Path::new("captures"))?,
+    };
     // Captures go under the report directory: <report>/<lab>/<dataplane>/capture.pcapng.
     packets::set_capture_root(dir.clone());
     let specs: Vec<_> = collect(labs)
