@@ -57,7 +57,15 @@ fn main() {
         }
         let t = Instant::now();
         let child = Command::new(&qemu)
-            .args(["-machine", "none", "-nodefaults", "-display", "none", "-monitor", "stdio"])
+            .args([
+                "-machine",
+                "none",
+                "-nodefaults",
+                "-display",
+                "none",
+                "-monitor",
+                "stdio",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

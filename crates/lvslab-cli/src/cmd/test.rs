@@ -43,7 +43,11 @@ fn fresh_run_dir(root: &Path) -> anyhow::Result<(String, PathBuf)> {
     std::fs::create_dir_all(root).with_context(|| format!("create {}", root.display()))?;
     let base = run_id();
     for n in 1..1000 {
-        let run = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+        let run = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
         let dir = root.join(&run);
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok((run, dir)),
