@@ -7,9 +7,12 @@
 
 pub mod checks;
 pub mod diagnose;
+pub mod outcome;
 pub mod packets;
+pub mod report;
 pub mod traffic;
 pub mod trials;
 pub mod verify;
 
-pub use trials::{collect, run_trial, TrialKind, TrialOutcome, TrialSpec};
+pub use outcome::{Check, Failure, Status, TrialOutcome};
+pub use trials::{collect, run_trial, TrialKind, TrialSpec};

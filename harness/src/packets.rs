@@ -26,8 +26,8 @@ use lvslab_netns::apply::LabInstance;
 use lvslab_netns::capture::{CaptureSet, Captured};
 use lvslab_netns::plan::mac_of;
 use lvslab_pcap::decode::{L4Summary, TcpFlags};
-use lvslab_pcap::report::FlowView;
 use lvslab_pcap::rules::{Director, RealServer, Roles};
+use lvslab_pcap::FlowView;
 use lvslab_pcap::{
     check_distribution, correlate, decode_capture, ladder, rules, Analysis, Capture,
     CorrelateOptions, Direction, FieldDiff, Finding, Flow,
@@ -146,7 +146,7 @@ pub fn prepare_vm(spec: &TrialSpec, opts: &mut lvslab_vm::RunOptions) -> Result<
 fn clear_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("create capture directory {}: {e}", dir.display()))?;
-    for f in [CAPTURE_FILE, REPORT_FILE] {
+    for f in [CAPTURE_FILE, REPORT_FILE, crate::outcome::OUTCOME_FILE] {
         let p = dir.join(f);
         if p.exists() {
             std::fs::remove_file(&p).map_err(|e| format!("remove {}: {e}", p.display()))?;
@@ -428,18 +428,6 @@ fn client_addrs(lab: &Lab) -> Vec<Ipv4Addr> {
     out
 }
 
-/// The flows per real server the scheduler must give over a trial's phases: the sum of
-/// each phase's share (`None` as soon as one phase has no exact share).
-pub fn sum_shares(phases: &[Option<BTreeMap<String, u64>>]) -> Option<BTreeMap<String, u64>> {
-    let mut out: BTreeMap<String, u64> = BTreeMap::new();
-    for p in phases {
-        for (k, v) in p.as_ref()? {
-            *out.entry(k.clone()).or_default() += v;
-        }
-    }
-    Some(out)
-}
-
 /// Captures running during a dataplane trial's traffic.
 pub struct TrialCapture {
     set: CaptureSet,
@@ -518,16 +506,16 @@ impl TrialCapture {
         self,
         expected: Option<&BTreeMap<String, u64>>,
         log: &mut Vec<String>,
-    ) -> PacketReport {
+    ) -> (PacketReport, Vec<lvslab_pcap::PacketSummary>) {
         let mut report = PacketReport::default();
         let captured = match self.set.drain(SETTLE) {
             Ok(c) => c,
             Err(e) => {
                 report.errors.push(format!("drain captures: {e}"));
-                return report;
+                return (report, Vec::new());
             }
         };
-        check_captured(
+        let summaries = check_captured(
             &captured,
             &self.points,
             &self.dir,
@@ -548,7 +536,7 @@ impl TrialCapture {
                 .errors
                 .push(format!("encode {}: {e}", path.display())),
         }
-        report
+        (report, summaries)
     }
 }
 
@@ -562,7 +550,7 @@ fn check_captured(
     expected: Option<&BTreeMap<String, u64>>,
     log: &mut Vec<String>,
     report: &mut PacketReport,
-) {
+) -> Vec<lvslab_pcap::PacketSummary> {
     for s in &captured.stats {
         if s.lost() > 0 {
             report.errors.push(format!(
@@ -650,6 +638,7 @@ fn check_captured(
         .map(FlowView::from_flow)
         .collect();
     report.findings = analysis.findings;
+    analysis.analysis.summaries
 }
 
 /// What [`check_capture`] found.
@@ -1562,16 +1551,5 @@ mod tests {
         assert!(!point_matches("rs*:eth0", "rs1:eth1"));
         assert!(!point_matches("rs1:eth0", "rs1:eth00"));
         assert!(point_matches("rs1:eth0", "rs1:eth0"));
-    }
-
-    #[test]
-    fn shares_add_up_over_phases_or_give_none() {
-        let a: BTreeMap<String, u64> = [("rs1".to_string(), 3)].into();
-        let b: BTreeMap<String, u64> = [("rs1".to_string(), 2)].into();
-        assert_eq!(
-            sum_shares(&[Some(a.clone()), Some(b)]),
-            Some([("rs1".to_string(), 5)].into())
-        );
-        assert_eq!(sum_shares(&[Some(a), None]), None);
     }
 }

@@ -25,6 +25,9 @@ struct Variant {
     /// The diagnosis the failure must carry.
     cause_id: &'static str,
     node: &'static str,
+    /// The dataplane the broken lab runs on (kernel trials run in the VM where this
+    /// kernel has no IPVS).
+    dataplane: Dataplane,
 }
 
 fn variants() -> Vec<Variant> {
@@ -41,6 +44,7 @@ fn variants() -> Vec<Variant> {
             },
             cause_id: "dr.rs-missing-vip",
             node: "rs1",
+            dataplane: Dataplane::Userspace,
         },
         Variant {
             name: "dr-rs1-answers-arp",
@@ -56,6 +60,23 @@ fn variants() -> Vec<Variant> {
             },
             cause_id: "dr.rs-answers-arp-for-vip",
             node: "rs1",
+            dataplane: Dataplane::Userspace,
+        },
+        Variant {
+            name: "kernel-dr-rs1-answers-arp",
+            base: "dr",
+            what: "arp_ignore 0 and arp_announce 0 on rs1 (all and lo), VIP still on lo",
+            mutate: |t| {
+                let n = node(t, "rs1")?;
+                for k in ["all", "lo"] {
+                    set_sysctl(n, &format!("net.ipv4.conf.{k}.arp_ignore"), 0)?;
+                    set_sysctl(n, &format!("net.ipv4.conf.{k}.arp_announce"), 0)?;
+                }
+                Ok(())
+            },
+            cause_id: "dr.rs-answers-arp-for-vip",
+            node: "rs1",
+            dataplane: Dataplane::Kernel,
         },
         Variant {
             name: "dr-rs3-off-segment",
@@ -95,6 +116,7 @@ fn variants() -> Vec<Variant> {
             },
             cause_id: "dr.rs-not-on-director-segment",
             node: "rs3",
+            dataplane: Dataplane::Userspace,
         },
         Variant {
             name: "dr-dnat-to-director",
@@ -112,6 +134,7 @@ fn variants() -> Vec<Variant> {
             },
             cause_id: "fw.dnat-not-vip",
             node: "firewall",
+            dataplane: Dataplane::Userspace,
         },
         Variant {
             name: "nat-rs2-gateway-firewall",
@@ -123,6 +146,7 @@ fn variants() -> Vec<Variant> {
             },
             cause_id: "nat.rs-gateway-not-director",
             node: "rs2",
+            dataplane: Dataplane::Userspace,
         },
         Variant {
             name: "nat-firewall-no-forwarding",
@@ -131,6 +155,7 @@ fn variants() -> Vec<Variant> {
             mutate: |t| set_sysctl(node(t, "firewall")?, "net.ipv4.ip_forward", 0),
             cause_id: "forwarding-off",
             node: "firewall",
+            dataplane: Dataplane::Userspace,
         },
         Variant {
             name: "tun-rs1-rp-filter",
@@ -143,6 +168,7 @@ fn variants() -> Vec<Variant> {
             },
             cause_id: "tun.rp-filter-drops-decapsulated",
             node: "rs1",
+            dataplane: Dataplane::Userspace,
         },
         Variant {
             name: "tun-rs2-without-vip",
@@ -156,6 +182,7 @@ fn variants() -> Vec<Variant> {
             },
             cause_id: "tun.rs-missing-vip",
             node: "rs2",
+            dataplane: Dataplane::Userspace,
         },
         Variant {
             name: "tun-rs1-no-route-back",
@@ -169,6 +196,7 @@ fn variants() -> Vec<Variant> {
             },
             cause_id: "no-route-to-client",
             node: "rs1",
+            dataplane: Dataplane::Userspace,
         },
     ]
 }
@@ -235,10 +263,10 @@ fn prepare(v: &Variant, lab_name: &str, labs: &Path, dir: &Path) -> Result<Trial
     std::fs::write(&file, text).map_err(|e| format!("write {}: {e}", file.display()))?;
     lvslab_harness::collect(dir)
         .into_iter()
-        .find(|s| s.params.is_empty() && s.kind == TrialKind::Dataplane(Dataplane::Userspace))
+        .find(|s| s.params.is_empty() && s.kind == TrialKind::Dataplane(v.dataplane))
         .ok_or_else(|| match lvslab_spec::load_lab(&file, &[]) {
             Err(e) => format!("the mutated lab does not load: {e}"),
-            Ok(_) => format!("no userspace trial collected for {}", file.display()),
+            Ok(_) => format!("no {} trial collected for {}", v.dataplane, file.display()),
         })
 }
 
@@ -246,38 +274,47 @@ fn check(v: &Variant, spec: &TrialSpec) -> Result<(), Failed> {
     if let Some(why) = &spec.skip {
         return Err(format!("this variant cannot run here: {why}").into());
     }
-    let out = lvslab_harness::run_trial(spec, &|_| Vec::new());
+    // In the VM, this same test binary runs just this variant.
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let test_name = format!("broken::{}", v.name);
+    let out = lvslab_harness::run_trial(spec, &|_| {
+        vec![
+            exe.clone(),
+            "--exact".into(),
+            test_name.clone(),
+            "--nocapture".into(),
+            "--test-threads=1".into(),
+        ]
+    });
     for l in &out.log {
         println!("  {l}");
     }
-    if out.passed {
+    if out.passed() {
         return Err(format!(
             "{}: the trial passed although the lab is broken ({})",
             v.name, v.what
         )
         .into());
     }
-    let failure = out.log.join("\n");
-    let named = failure.lines().any(|l| {
-        l.contains(&format!("[{}]", v.cause_id)) && l.contains(v.node) && l.contains("likely cause")
-    });
-    if !named {
-        return Err(format!(
-            "{}: the failure does not name `{}` on {}:\n{failure}",
-            v.name, v.cause_id, v.node
-        )
-        .into());
-    }
+    let causes: Vec<String> = out
+        .diagnosis
+        .iter()
+        .map(|d| format!("{} on {}", d.cause_id, d.node))
+        .collect();
     // The expected cause must lead: nothing else is broken in the variant.
-    let first = failure.lines().find(|l| l.contains("likely cause"));
-    if !first.is_some_and(|l| l.contains(&format!("[{}]", v.cause_id))) {
-        return Err(format!(
-            "{}: `{}` is not the first likely cause:\n{failure}",
-            v.name, v.cause_id
+    match out.diagnosis.first() {
+        Some(d) if d.cause_id == v.cause_id && d.node == v.node => Ok(()),
+        _ => Err(format!(
+            "{}: the first likely cause is not `{}` on {} but {causes:?}; failures:\n{}",
+            v.name,
+            v.cause_id,
+            v.node,
+            out.failure_text()
         )
-        .into());
+        .into()),
     }
-    Ok(())
 }
 
 fn main() {
@@ -285,8 +322,11 @@ fn main() {
     let labs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../labs");
     let root = nix::unistd::geteuid().is_root();
     let dir = std::env::temp_dir().join(format!("lvslab-broken-{}", std::process::id()));
-    // Captures of broken labs are evidence for this run only.
-    lvslab_harness::packets::set_capture_root(dir.join("captures"));
+    // Captures of broken labs are evidence for this run only (in the VM, the host chose
+    // the folder and shares it).
+    if std::env::var_os(lvslab_harness::packets::CAPTURE_DIR_ENV).is_none() {
+        lvslab_harness::packets::set_capture_root(dir.join("captures"));
+    }
     let mut trials = Vec::new();
     for (i, v) in variants().into_iter().enumerate() {
         let name = format!("broken::{}", v.name);

@@ -34,12 +34,10 @@ fn main() {
                 for l in &out.log {
                     println!("  {l}");
                 }
-                if out.passed {
+                if out.passed() {
                     Ok(())
                 } else {
-                    Err(Failed::from(
-                        out.log.last().cloned().unwrap_or_else(|| "failed".into()),
-                    ))
+                    Err(Failed::from(out.failure_text()))
                 }
             })
             .with_ignored_flag(ignored)

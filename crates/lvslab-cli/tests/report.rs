@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use lvslab_pcap::report::{RunReport, TrialResult};
+use lvslab_harness::report::RunReport;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lvslab");
 
@@ -64,26 +64,30 @@ fn check(dir: &Path, stdout: &str) -> Result<(), Failed> {
     let t = run
         .trials
         .iter()
-        .find(|t| t.lab == "nat" && t.dataplane == "userspace")
-        .ok_or_else(|| format!("no nat/userspace trial in report.json:\n{text}"))?;
-    if t.result != TrialResult::Passed {
-        return Err(format!("nat/userspace did not pass: {}", t.failure_text()).into());
+        .find(|t| t.name == "userspace::nat")
+        .ok_or_else(|| format!("no userspace::nat trial in report.json:\n{text}"))?;
+    if !t.passed() {
+        return Err(format!("userspace::nat did not pass: {}", t.failure_text()).into());
     }
-    if t.packets == 0 || t.hops_checked == 0 || t.flows.is_empty() {
+    let p = t
+        .packets
+        .as_ref()
+        .ok_or_else(|| format!("userspace::nat reports no packets:\n{text}"))?;
+    if p.packets == 0 || p.hops_checked == 0 || p.flows.is_empty() {
         return Err(format!(
-            "nat/userspace reports {} packets, {} hops checked, {} flows",
-            t.packets,
-            t.hops_checked,
-            t.flows.len()
+            "userspace::nat reports {} packets, {} hops checked, {} flows",
+            p.packets,
+            p.hops_checked,
+            p.flows.len()
         )
         .into());
     }
-    if t.captures != [capture.display().to_string()] {
-        return Err(format!("captures listed: {:?}", t.captures).into());
+    if p.captures != [capture.display().to_string()] {
+        return Err(format!("captures listed: {:?}", p.captures).into());
     }
     let junit = std::fs::read_to_string(dir.join("junit.xml"))?;
-    if !junit.contains("nat/userspace") {
-        return Err("junit.xml does not name nat/userspace".into());
+    if !junit.contains("userspace::nat") {
+        return Err("junit.xml does not name userspace::nat".into());
     }
     let mut files = Vec::new();
     pcapng_files(dir, &mut files);
@@ -105,12 +109,12 @@ fn check(dir: &Path, stdout: &str) -> Result<(), Failed> {
             )
             .into());
         }
-        if text.lines().count() as u64 != t.packets {
+        if text.lines().count() as u64 != p.packets {
             return Err(format!(
                 "tshark reads {} frames in {}, the report says {}",
                 text.lines().count(),
                 f.display(),
-                t.packets
+                p.packets
             )
             .into());
         }

@@ -172,3 +172,25 @@ pub fn render_text(flow: &Flow) -> String {
     }
     s
 }
+
+/// A flow's hop ladder as reports store it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowView {
+    /// Flow id.
+    pub id: usize,
+    /// First sighting in words.
+    pub label: String,
+    /// Ladder rows.
+    pub rows: Vec<LadderRow>,
+}
+
+impl FlowView {
+    /// The report view of a correlated flow.
+    pub fn from_flow(flow: &Flow) -> Self {
+        FlowView {
+            id: flow.id,
+            label: flow.label.clone(),
+            rows: rows(flow),
+        }
+    }
+}

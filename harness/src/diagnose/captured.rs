@@ -47,7 +47,7 @@ pub(super) fn captured_requests_unanswered(lab: &Lab, ev: &Evidence, out: &mut V
             .count();
         if syns > 0 && answers == 0 {
             out.push(Diagnosis {
-                cause_id: "rs.requests-unanswered",
+                cause_id: "rs.requests-unanswered".into(),
                 node: rs.node.into(),
                 summary: format!(
                     "{} received {syns} connection requests but answered none: its stack drops \

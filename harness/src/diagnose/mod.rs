@@ -28,10 +28,10 @@ use lvslab_spec::Dataplane;
 pub use evidence::{gather, Evidence, NodeEvidence};
 
 /// One likely cause of a failure.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Diagnosis {
     /// Stable identifier, e.g. `dr.rs-answers-arp-for-vip`.
-    pub cause_id: &'static str,
+    pub cause_id: String,
     /// The node at fault.
     pub node: String,
     /// One sentence for a person: node, interface, address and the fix.
@@ -64,28 +64,18 @@ pub fn render(diagnoses: &[Diagnosis]) -> String {
         .join("\n")
 }
 
-/// Gathers evidence, diagnoses it and appends the result to a failure message. This is
-/// what a failing trial calls before tearing the lab down.
-pub fn explain_failure(
+/// What a failing trial calls before tearing its lab down: the nodes' state and the
+/// trial's decoded captures, matched against the classic mistakes.
+pub fn diagnose_trial(
     lab: &Lab,
     inst: &LabInstance,
     dataplane: Dataplane,
-    packets: Option<&[PacketSummary]>,
-    failure: String,
-) -> String {
-    let mut ev = gather(lab, inst).with_dataplane(dataplane);
-    if let Some(p) = packets {
-        ev = ev.with_packets(p);
-    }
-    let d = diagnose(lab, &ev);
-    format!("{failure}\n{}", indent(&render(&d)))
-}
-
-fn indent(text: &str) -> String {
-    text.lines()
-        .map(|l| format!("  {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    packets: &[PacketSummary],
+) -> Vec<Diagnosis> {
+    let ev = gather(lab, inst)
+        .with_dataplane(dataplane)
+        .with_packets(packets);
+    diagnose(lab, &ev)
 }
 
 /// "the director" or "the director dir2", so a node named `director` is not named twice.
@@ -227,7 +217,7 @@ pub fn diagnose(lab: &Lab, ev: &Evidence) -> Vec<Diagnosis> {
     out.sort_by_key(|d| std::cmp::Reverse(d.likelihood));
     let mut seen = Vec::new();
     out.retain(|d| {
-        let key = (d.cause_id, d.node.clone());
+        let key = (d.cause_id.clone(), d.node.clone());
         if seen.contains(&key) {
             false
         } else {

@@ -39,7 +39,7 @@ pub(super) fn nat_gateway(lab: &Lab, ev: &Evidence, replies: &[IpAddr], out: &mu
                 .map(|a| a.addr.to_string())
                 .unwrap_or_else(|| "the director's inside address".into());
             out.push(Diagnosis {
-                cause_id: "nat.rs-gateway-not-director",
+                cause_id: "nat.rs-gateway-not-director".into(),
                 node: rs.node.into(),
                 summary: format!(
                     "NAT real server {} sends replies to {dst} via {gw} ({owner}), not via {}, \
@@ -109,7 +109,7 @@ pub(super) fn forwarding_off(lab: &Lab, ev: &Evidence, out: &mut Vec<Diagnosis>)
             _ => continue,
         };
         out.push(Diagnosis {
-            cause_id: "forwarding-off",
+            cause_id: "forwarding-off".into(),
             node: node.name.clone(),
             summary: format!(
                 "IP forwarding is off on {}: {why}; set net.ipv4.ip_forward=1 there",
@@ -181,7 +181,7 @@ pub(super) fn rp_filter(lab: &Lab, ev: &Evidence, replies: &[IpAddr], out: &mut 
                 )
             };
             out.push(Diagnosis {
-                cause_id: cause,
+                cause_id: cause.into(),
                 node: rs.node.into(),
                 summary: format!(
                     "reverse-path filtering on {}:{iface} (rp_filter {rp}) drops the requests: \
@@ -259,7 +259,7 @@ pub(super) fn dr_segment(lab: &Lab, ev: &Evidence, out: &mut Vec<Diagnosis>) {
             })
             .collect();
         out.push(Diagnosis {
-            cause_id: "dr.rs-not-on-director-segment",
+            cause_id: "dr.rs-not-on-director-segment".into(),
             node: rs.node.into(),
             summary: format!(
                 "DR real server {} ({}) is not on the director's L2 segment: the director can \
@@ -300,7 +300,7 @@ pub(super) fn director_vip(lab: &Lab, ev: &Evidence, out: &mut Vec<Diagnosis>) {
             ),
         };
         out.push(Diagnosis {
-            cause_id: "director.vip-not-local",
+            cause_id: "director.vip-not-local".into(),
             node: svc.director.clone(),
             summary: format!(
                 "the director {} does not hold the VIP {vip}: {note}; add {vip} to one of its \
@@ -346,7 +346,7 @@ pub(super) fn no_route_back(
                 continue;
             }
             out.push(Diagnosis {
-                cause_id: "no-route-to-client",
+                cause_id: "no-route-to-client".into(),
                 node: node.into(),
                 summary: format!(
                     "{node} ({what}) has no route to {dst}, where its replies go; add a route \
@@ -389,7 +389,7 @@ pub(super) fn dr_gateway_is_director(
             continue;
         };
         out.push(Diagnosis {
-            cause_id: "dr.rs-gateway-is-director",
+            cause_id: "dr.rs-gateway-is-director".into(),
             node: rs.node.into(),
             summary: format!(
                 "{} sends its replies to {dst} via {} ({gw}); in DR/TUN the replies carry the \
@@ -449,7 +449,7 @@ pub(super) fn dnat_target(lab: &Lab, out: &mut Vec<Diagnosis>) {
             if !vips.contains(to) {
                 let owner = lab.label_of(to).unwrap_or_else(|| "no node".into());
                 out.push(Diagnosis {
-                    cause_id: "fw.dnat-not-vip",
+                    cause_id: "fw.dnat-not-vip".into(),
                     node: node.name.clone(),
                     summary: format!(
                         "{} rewrites {destination}:{port} to {to}:{to_port} ({owner}), which is \
@@ -466,7 +466,7 @@ pub(super) fn dnat_target(lab: &Lab, out: &mut Vec<Diagnosis>) {
                 });
             } else if !services.contains(&(*protocol, *to, *to_port)) {
                 out.push(Diagnosis {
-                    cause_id: "fw.dnat-wrong-port",
+                    cause_id: "fw.dnat-wrong-port".into(),
                     node: node.name.clone(),
                     summary: format!(
                         "{} rewrites {destination}:{port} to {to}:{to_port}, a port the virtual \
@@ -510,7 +510,7 @@ pub(super) fn links_down(lab: &Lab, ev: &Evidence, out: &mut Vec<Diagnosis>) {
                 Some(_) => continue,
             };
             out.push(Diagnosis {
-                cause_id: cause,
+                cause_id: cause.into(),
                 node: node.name.clone(),
                 summary,
                 evidence: vec![fact],

@@ -42,7 +42,7 @@ pub(super) fn rs_missing_vip(lab: &Lab, ev: &Evidence, out: &mut Vec<Diagnosis>)
             .unwrap_or_else(|| "lo".into());
         let plen = Prefix::max_len(&vip);
         out.push(Diagnosis {
-            cause_id: cause,
+            cause_id: cause.into(),
             node: rs.node.into(),
             summary: format!(
                 "{} is a {mode} real server but does not hold the VIP {vip}: it drops the requests \
@@ -166,7 +166,7 @@ pub(super) fn rs_answers_arp(lab: &Lab, ev: &Evidence, out: &mut Vec<Diagnosis>)
             )
         });
         out.push(Diagnosis {
-            cause_id: "dr.rs-answers-arp-for-vip",
+            cause_id: "dr.rs-answers-arp-for-vip".into(),
             node: rs.node.into(),
             summary,
             evidence: facts,

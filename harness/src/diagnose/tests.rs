@@ -111,8 +111,10 @@ fn node_mut<'a>(ev: &'a mut Evidence, name: &str) -> &'a mut NodeEvidence {
         .expect("node in evidence")
 }
 
-fn causes(d: &[Diagnosis]) -> Vec<(&'static str, &str)> {
-    d.iter().map(|d| (d.cause_id, d.node.as_str())).collect()
+fn causes(d: &[Diagnosis]) -> Vec<(&str, &str)> {
+    d.iter()
+        .map(|d| (d.cause_id.as_str(), d.node.as_str()))
+        .collect()
 }
 
 #[test]
@@ -252,7 +254,7 @@ fn director_without_the_vip_matters_on_the_kernel_dataplane() {
 #[test]
 fn render_names_cause_and_evidence_or_says_none_matched() {
     let d = Diagnosis {
-        cause_id: "forwarding-off",
+        cause_id: "forwarding-off".into(),
         node: "isp".into(),
         summary: "IP forwarding is off on isp".into(),
         evidence: vec!["isp: net.ipv4.ip_forward = 0".into()],

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use lvslab_harness::packets::{self, PacketReport};
-use lvslab_harness::{collect, run_trial, TrialKind, TrialSpec};
-use lvslab_pcap::report::{render_terminal, RunReport, TrialReport, TrialResult};
+use lvslab_harness::packets;
+use lvslab_harness::report::{render_terminal, RunReport};
+use lvslab_harness::{collect, run_trial, Status, TrialKind, TrialOutcome};
 use lvslab_spec::Dataplane;
 
 use super::require_root;
@@ -79,34 +79,6 @@ impl DataplaneChoice {
     }
 }
 
-/// Fills a dataplane trial's report from what its captures showed (`packets.json`, written
-/// by the trial itself, on the host or in the VM).
-fn add_packets(t: &mut TrialReport, spec: &TrialSpec) {
-    let Some(dir) = packets::spec_capture_dir(spec) else {
-        return;
-    };
-    match PacketReport::read(&dir) {
-        None => t.errors.push(format!(
-            "no {} in {}: the trial ended before its captures were checked",
-            packets::REPORT_FILE,
-            dir.display()
-        )),
-        Some(Err(e)) => t.errors.push(e),
-        Some(Ok(pk)) => {
-            t.packets = pk.packets;
-            t.hops_checked = pk.hops_checked;
-            // The host's path: in the VM the same directory was shared at the same path.
-            let file = dir.join(packets::CAPTURE_FILE);
-            if file.is_file() {
-                t.captures.push(file.display().to_string());
-            }
-            t.findings = pk.findings;
-            t.flows = pk.flows;
-            t.errors.extend(pk.errors);
-        }
-    }
-}
-
 pub fn test(
     labs: &Path,
     only: &[String],
@@ -148,36 +120,17 @@ pub fn test(
     };
     let mut failed = 0;
     for spec in &specs {
-        let lab = spec
-            .name
-            .split("::")
-            .nth(1)
-            .unwrap_or(&spec.name)
-            .to_string();
-        let kind = spec.kind.name();
-        let mut t = TrialReport {
-            lab,
-            dataplane: kind.to_string(),
-            scheduler: None,
-            result: TrialResult::Passed,
-            duration_ms: 0,
-            packets: 0,
-            hops_checked: 0,
-            captures: Vec::new(),
-            log: None,
-            errors: Vec::new(),
-            findings: Vec::new(),
-            flows: Vec::new(),
-        };
         if let Some(why) = &spec.skip {
             println!("ignored {}: {why}", spec.name);
-            t.result = TrialResult::Ignored {
+            let mut t =
+                TrialOutcome::new(&spec.name, &spec.lab_name(), spec.kind.name(), &spec.params);
+            t.status = Status::Ignored {
                 reason: why.clone(),
             };
             report.trials.push(t);
             continue;
         }
-        let out = run_trial(spec, &|name| {
+        let mut t = run_trial(spec, &|name| {
             let exe = std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default();
@@ -189,40 +142,40 @@ pub fn test(
                 name.into(),
             ]
         });
-        t.hops_checked = out.checks as u64;
-        add_packets(&mut t, spec);
-        let passed = out.passed && t.errors.is_empty() && t.findings.is_empty();
+        let (packets, _) = t.packet_counts();
         println!(
-            "{} {} ({:.1?}){}",
-            if passed { "ok     " } else { "FAILED " },
+            "{} {} ({:.1}s, {} checks){}",
+            if t.passed() { "ok     " } else { "FAILED " },
             spec.name,
-            out.duration,
-            if t.packets > 0 {
-                format!(", {} packets, {} hops checked", t.packets, t.hops_checked)
+            t.duration_ms as f64 / 1000.0,
+            t.checks,
+            if packets > 0 {
+                format!(", {packets} packets")
             } else {
                 String::new()
             }
         );
-        if !passed {
+        if !t.passed() {
             failed += 1;
-            for l in &out.log {
+            for l in &t.log {
                 println!("    {l}");
             }
-            t.result = TrialResult::Failed;
-            // Findings are reported on their own; the log's failure lines say the rest.
-            t.errors
-                .extend(out.log.iter().filter(|l| l.starts_with("FAILED")).cloned());
+            for f in &t.failures {
+                println!("    FAILED {}: {f}", f.check.name());
+            }
         }
-        t.duration_ms = out.duration.as_millis() as u64;
         let log_path = dir.join(format!(
             "{}.log",
             spec.name
                 .replace("::", "-")
                 .replace(['[', ']', '=', ','], "_")
         ));
-        t.log = Some(log_path.display().to_string());
-        std::fs::write(&log_path, out.log.join("\n") + "\n")
-            .with_context(|| format!("write {}", log_path.display()))?;
+        let mut log = t.log.join("\n") + "\n";
+        for f in &t.failures {
+            log.push_str(&format!("FAILED {}: {f}\n", f.check.name()));
+        }
+        std::fs::write(&log_path, log).with_context(|| format!("write {}", log_path.display()))?;
+        t.log_file = Some(log_path.display().to_string());
         report.trials.push(t);
     }
     println!();
@@ -234,11 +187,7 @@ pub fn test(
         "reports: {0}/report.json, {0}/junit.xml, {0}/report.html; captures under {0}/<lab>/<dataplane>/",
         dir.display()
     );
-    let ignored = report
-        .trials
-        .iter()
-        .filter(|t| matches!(t.result, TrialResult::Ignored { .. }))
-        .count();
+    let ignored = report.trials.len() - report.passed() - report.failed();
     if failed > 0 {
         println!("{failed} trial(s) failed");
         return Ok(ExitCode::FAILURE);
@@ -250,8 +199,9 @@ pub fn test(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs one trial by name (what a kernel trial runs inside the VM): the log on stdout,
-/// exit status 0 when it passed.
+/// Runs one trial by name (what a kernel trial runs inside the VM): the log on stdout, the
+/// typed outcome in the trial's capture folder (where the host reads it), exit status 0
+/// when it passed.
 pub fn trial(labs: &Path, name: &str) -> anyhow::Result<ExitCode> {
     let spec = collect(labs)
         .into_iter()
@@ -261,7 +211,10 @@ pub fn trial(labs: &Path, name: &str) -> anyhow::Result<ExitCode> {
     for l in &out.log {
         println!("  {l}");
     }
-    Ok(if out.passed {
+    for f in &out.failures {
+        println!("  FAILED {}: {f}", f.check.name());
+    }
+    Ok(if out.passed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

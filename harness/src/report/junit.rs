@@ -1,22 +1,15 @@
-//! JUnit XML: one `<testcase>` per trial, failures carrying the findings as text, ignored
-//! trials as `<skipped>` with their reason.
+//! JUnit XML: one `<testcase>` per trial, failures carrying their typed failures and
+//! likely causes as text, ignored trials as `<skipped>` with their reason.
 
 use std::fmt::Write as _;
 
-use super::{escape, RunReport, TrialResult};
+use super::{escape, RunReport};
+use crate::outcome::Status;
 
 /// Renders the run as a JUnit `<testsuites>` document.
 pub fn render_junit(run: &RunReport) -> String {
-    let failures = run
-        .trials
-        .iter()
-        .filter(|t| t.result == TrialResult::Failed)
-        .count();
-    let skipped = run
-        .trials
-        .iter()
-        .filter(|t| matches!(t.result, TrialResult::Ignored { .. }))
-        .count();
+    let failures = run.failed();
+    let skipped = run.trials.len() - run.passed() - failures;
     let total_s: f64 = run
         .trials
         .iter()
@@ -39,25 +32,26 @@ pub fn render_junit(run: &RunReport) -> String {
             s,
             "    <testcase classname=\"lvslab.{}\" name=\"{}\" time=\"{:.3}\"",
             escape(&t.lab),
-            escape(&t.name()),
+            escape(&t.name),
             t.duration_ms as f64 / 1000.0
         );
-        match &t.result {
-            TrialResult::Passed => s.push_str("/>\n"),
-            TrialResult::Ignored { reason } => {
+        match &t.status {
+            Status::Passed => s.push_str("/>\n"),
+            Status::Ignored { reason } => {
                 let _ = writeln!(
                     s,
                     ">\n      <skipped message=\"{}\"/>\n    </testcase>",
                     escape(reason)
                 );
             }
-            TrialResult::Failed => {
+            Status::Failed => {
                 let text = t.failure_text();
                 let first = text.lines().next().unwrap_or("failed");
                 let _ = writeln!(
                     s,
-                    ">\n      <failure message=\"{}\" type=\"lvslab.finding\">{}</failure>\n    </testcase>",
+                    ">\n      <failure message=\"{}\" type=\"lvslab.{}\">{}</failure>\n    </testcase>",
                     escape(first),
+                    t.failures.first().map_or("failure", |f| f.check.name()),
                     escape(&text)
                 );
             }

@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::{escape, RunReport, TrialResult};
+use super::{escape, RunReport};
+use crate::outcome::Status;
+use lvslab_pcap::correlate::Direction;
 
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}\
@@ -22,48 +24,52 @@ pub fn render_html(run: &RunReport) -> String {
         escape(&run.run)
     );
     let _ = writeln!(s, "<h1>lvslab run {}</h1>", escape(&run.run));
-    s.push_str("<table><tr><th>trial</th><th>result</th><th>hops checked</th><th>packets</th><th>time</th></tr>\n");
+    s.push_str("<table><tr><th>trial</th><th>result</th><th>checks</th><th>packets</th><th>time</th></tr>\n");
     for t in &run.trials {
-        let (class, text) = match &t.result {
-            TrialResult::Passed => ("passed", "passed".to_string()),
-            TrialResult::Failed => ("failed", "failed".to_string()),
-            TrialResult::Ignored { reason } => ("ignored", format!("ignored: {reason}")),
+        let (class, text) = match &t.status {
+            Status::Passed => ("passed", "passed".to_string()),
+            Status::Failed => ("failed", "failed".to_string()),
+            Status::Ignored { reason } => ("ignored", format!("ignored: {reason}")),
         };
+        let (packets, _) = t.packet_counts();
         let _ = writeln!(
             s,
             "<tr><td><a href=\"#{id}\">{name}</a></td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td><td>{:.2}s</td></tr>",
             escape(&text),
-            t.hops_checked,
-            t.packets,
+            t.checks,
+            packets,
             t.duration_ms as f64 / 1000.0,
-            id = anchor(&t.name()),
-            name = escape(&t.name()),
+            id = anchor(&t.name),
+            name = escape(&t.name),
         );
     }
     s.push_str("</table>\n");
     for t in &run.trials {
-        let _ = writeln!(
-            s,
-            "<h2 id=\"{}\">{}</h2>",
-            anchor(&t.name()),
-            escape(&t.name())
-        );
-        for e in &t.errors {
-            let _ = writeln!(s, "<div class=\"finding\">{}</div>", escape(e));
+        let _ = writeln!(s, "<h2 id=\"{}\">{}</h2>", anchor(&t.name), escape(&t.name));
+        for f in &t.failures {
+            let _ = writeln!(
+                s,
+                "<div class=\"finding\"><b>{}</b> {}</div>",
+                escape(f.check.name()),
+                escape(&f.to_string())
+            );
         }
-        for f in &t.findings {
-            let _ = writeln!(s, "<div class=\"finding\">{}</div>", escape(&f.to_string()));
+        for d in &t.diagnosis {
+            let _ = writeln!(s, "<div class=\"finding\">{}</div>", escape(&d.to_string()));
         }
-        if !t.captures.is_empty() {
-            let list: Vec<String> = t
-                .captures
+        let (captures, flows): (&[String], &[lvslab_pcap::FlowView]) = match &t.packets {
+            Some(p) => (&p.captures, &p.flows),
+            None => (&[], &[]),
+        };
+        if !captures.is_empty() {
+            let list: Vec<String> = captures
                 .iter()
                 .map(|c| format!("<code>{}</code>", escape(c)))
                 .collect();
             let _ = writeln!(s, "<p>captures: {}</p>", list.join(", "));
         }
-        for flow in &t.flows {
-            let flagged = t.findings.iter().any(|f| f.flow == Some(flow.id));
+        for flow in flows {
+            let flagged = t.findings().iter().any(|f| f.flow == Some(flow.id));
             let _ = writeln!(
                 s,
                 "<details{}><summary>flow {}: <span class=\"mono\">{}</span>{}</summary>",
@@ -79,8 +85,8 @@ pub fn render_html(run: &RunReport) -> String {
             s.push_str("<table><tr><th>packet</th><th>point</th><th>frame</th><th>+µs</th><th>packet</th><th>changed since previous hop</th></tr>\n");
             for r in &flow.rows {
                 let dir = match r.direction {
-                    crate::correlate::Direction::Request => "request",
-                    crate::correlate::Direction::Reply => "reply",
+                    Direction::Request => "request",
+                    Direction::Reply => "reply",
                 };
                 let changed: String = r
                     .changed

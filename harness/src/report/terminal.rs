@@ -1,39 +1,34 @@
-//! Terminal summary: one row per trial (lab, dataplane, result, hops checked, packets, time),
-//! then the findings of failed trials.
+//! Terminal summary: one row per trial (lab, trial kind, result, checks, packets, time),
+//! then the failures and likely causes of failed trials.
 
 use std::fmt::Write as _;
 
-use super::{RunReport, TrialResult};
+use super::RunReport;
+use crate::outcome::Status;
 
 /// Renders the summary table (plain text, no colour codes, so logs stay readable).
 pub fn render_terminal(run: &RunReport) -> String {
-    let header = [
-        "lab",
-        "dataplane",
-        "result",
-        "hops checked",
-        "packets",
-        "time",
-    ];
+    let header = ["lab", "trial", "result", "checks", "packets", "time"];
     let rows: Vec<[String; 6]> = run
         .trials
         .iter()
         .map(|t| {
-            let lab = match &t.scheduler {
-                Some(s) => format!("{} ({s})", t.lab),
+            let lab = match t.name.split_once('[') {
+                Some((_, p)) => format!("{} [{p}", t.lab),
                 None => t.lab.clone(),
             };
-            let result = match &t.result {
-                TrialResult::Passed => "ok".to_string(),
-                TrialResult::Failed => format!("FAILED ({})", t.findings.len() + t.errors.len()),
-                TrialResult::Ignored { reason } => format!("ignored: {reason}"),
+            let result = match &t.status {
+                Status::Passed => "ok".to_string(),
+                Status::Failed => format!("FAILED ({})", t.failures.len()),
+                Status::Ignored { reason } => format!("ignored: {reason}"),
             };
+            let (packets, _) = t.packet_counts();
             [
                 lab,
-                t.dataplane.clone(),
+                t.kind.clone(),
                 result,
-                t.hops_checked.to_string(),
-                t.packets.to_string(),
+                t.checks.to_string(),
+                packets.to_string(),
                 format!("{:.2}s", t.duration_ms as f64 / 1000.0),
             ]
         })
@@ -58,24 +53,11 @@ pub fn render_terminal(run: &RunReport) -> String {
     for r in &rows {
         let _ = writeln!(s, "{}", line(r));
     }
-    let passed = run
-        .trials
-        .iter()
-        .filter(|t| t.result == TrialResult::Passed)
-        .count();
-    let failed = run
-        .trials
-        .iter()
-        .filter(|t| t.result == TrialResult::Failed)
-        .count();
+    let (passed, failed) = (run.passed(), run.failed());
     let ignored = run.trials.len() - passed - failed;
     let _ = writeln!(s, "\n{passed} passed, {failed} failed, {ignored} ignored");
-    for t in run
-        .trials
-        .iter()
-        .filter(|t| t.result == TrialResult::Failed)
-    {
-        let _ = writeln!(s, "\n{}:", t.name());
+    for t in run.trials.iter().filter(|t| t.status == Status::Failed) {
+        let _ = writeln!(s, "\n{}:", t.name);
         for l in t.failure_text().lines() {
             let _ = writeln!(s, "  {l}");
         }
