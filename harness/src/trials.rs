@@ -217,7 +217,11 @@ pub fn collect(labs_dir: &Path) -> Vec<TrialSpec> {
                         decap,
                     },
                 );
-                let skip = skip_reason(kind, &lab, &p, &features, root);
+                // A lab the planner refuses is a failing trial (run_inner says why).
+                let skip = p
+                    .as_ref()
+                    .ok()
+                    .and_then(|p| skip_reason(kind, &lab, p, &features, root));
                 out.push(TrialSpec {
                     name: trial_name(kind, &lab.name, &params),
                     kind,
@@ -342,7 +346,8 @@ fn run_inner(spec: &TrialSpec, log: &mut Vec<String>, checks: &mut usize) -> Res
             run: Some(run_tag().to_string()),
             decap,
         },
-    );
+    )
+    .map_err(|e| format!("plan: {e}"))?;
     log.push(format!(
         "plan: {} namespaces, {} steps, decapsulation {:?}; needs {}",
         p.namespaces.len(),
@@ -640,7 +645,7 @@ fn dataplane(
             && lab
                 .services
                 .iter()
-                .any(|s| crate::balancer::kernel_fullnat_ruleset(s).is_some())
+                .any(|s| matches!(crate::balancer::kernel_fullnat_ruleset(s), Ok(Some(_))))
         {
             log.push(crate::balancer::KERNEL_FULLNAT_NOTE.to_string());
         }

@@ -82,7 +82,7 @@ pub fn run(instance: &str) -> anyhow::Result<ExitCode> {
             decap,
             run: None,
         },
-    );
+    )?;
     let mut namespaces = IndexMap::new();
     for rec in &state.namespaces {
         namespaces.insert(rec.node.clone(), Netns::open(&rec.path)?);

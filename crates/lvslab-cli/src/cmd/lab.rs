@@ -76,7 +76,7 @@ pub fn plan(
             decap: decap_for(dataplane),
             run: None,
         },
-    );
+    )?;
     if json {
         println!("{}", serde_json::to_string_pretty(&p)?);
     } else if down {

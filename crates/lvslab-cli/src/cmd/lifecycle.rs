@@ -52,7 +52,7 @@ pub fn up(
                 decap: DecapImpl::Kernel,
                 run: None,
             },
-        ),
+        )?,
         make_plan(
             &l,
             &PlanOptions {
@@ -60,7 +60,7 @@ pub fn up(
                 decap: DecapImpl::Userspace,
                 run: None,
             },
-        ),
+        )?,
     ];
     let mut wanted: Vec<&str> = candidates
         .iter()
@@ -84,7 +84,7 @@ pub fn up(
             decap: decap_for(dataplane),
             run: None,
         },
-    );
+    )?;
     preflight(&p, &features)?;
 
     let cancel = Arc::new(AtomicBool::new(false));
