@@ -10,11 +10,14 @@ mod nft_cli;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 
 use lvslab_dataplane::director::Director;
 use lvslab_dataplane::engine::view::{director_ruleset, endpoint_ruleset, ServiceView};
 use lvslab_harness::balancer::kernel_fullnat_ruleset;
-use lvslab_netns::nft::{self, Hook, Table};
+use lvslab_harness::verify::verify_state;
+use lvslab_netns::apply::{build, Naming};
+use lvslab_netns::nft::{self, Family, Hook, Name, Table};
 use lvslab_netns::plan::{plan, DecapImpl, PlanOptions, Step};
 use lvslab_netns::{MacAddr, Netns};
 use lvslab_spec::lb::LoadBalancer;
@@ -189,4 +192,38 @@ fn every_lab_table_reads_back_as_nft_sees_it() {
             "no {kind} table among {checked:#?}"
         );
     }
+}
+
+#[test]
+fn verify_reads_back_a_built_labs_nat_tables_and_misses_a_removed_one() {
+    require_root();
+    let lab = load("nat");
+    let p = plan(
+        &lab,
+        &PlanOptions {
+            instance: "nft-verify".into(),
+            decap: DecapImpl::Userspace,
+            run: None,
+        },
+    )
+    .expect("plan");
+    let inst = build(&p, Naming::Anonymous, &AtomicBool::new(false)).expect("build the lab");
+    let built = verify_state(&inst);
+    let firewall = inst.ns("firewall").expect("firewall namespace");
+    nft::delete_table(firewall, Family::Ip, &Name::new("lvslab").expect("name"))
+        .expect("remove the firewall's NAT table");
+    let after = verify_state(&inst);
+    let errors = inst.teardown();
+    assert!(errors.is_empty(), "teardown: {errors:?}");
+    assert!(
+        built.is_empty(),
+        "a fresh build differs from its plan: {built:#?}"
+    );
+    assert_eq!(after.len(), 1, "{after:#?}");
+    assert!(
+        after[0].contains("firewall: nft table ip lvslab differs from the plan")
+            && after[0].contains("no such table"),
+        "{}",
+        after[0]
+    );
 }

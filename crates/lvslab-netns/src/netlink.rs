@@ -9,7 +9,7 @@
 use std::io;
 use std::time::Duration;
 
-use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
+use nix::sys::socket::{setsockopt, sockopt};
 use nix::sys::time::TimeVal;
 use rtnetlink::packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR,
@@ -34,6 +34,11 @@ pub(crate) const NLMSG_DONE: u16 = 3;
 const RECV_BUF: usize = 64 * 1024;
 /// How often a dump that the kernel flags as interrupted is retried.
 const DUMP_RETRIES: usize = 5;
+/// Send buffer beyond the request itself (the kernel's own accounting).
+const SEND_HEADROOM: usize = 64 * 1024;
+/// What one queued acknowledgement costs the receive buffer: its socket buffer's
+/// truesize, not its 36 bytes.
+const REPLY_TRUESIZE: usize = 2048;
 /// A kernel that has not answered by then never will: the request fails instead of
 /// hanging its caller.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -109,7 +114,7 @@ impl NlSocket {
         let _ = socket.set_ext_ack(true);
         let _ = socket.set_cap_ack(true);
         let timeout = TimeVal::new(REPLY_TIMEOUT.as_secs() as _, 0);
-        setsockopt(&socket, ReceiveTimeout, &timeout).map_err(io::Error::from)?;
+        setsockopt(&socket, sockopt::ReceiveTimeout, &timeout).map_err(io::Error::from)?;
         Ok(NlSocket {
             socket,
             seq: 0,
@@ -127,6 +132,25 @@ impl NlSocket {
     /// [`NlSocket::next_seq`] on).
     pub(crate) fn seqs_used_up_to(&mut self, seq: u32) {
         self.seq = seq;
+    }
+
+    /// Makes room for a request of `send` bytes and `replies` answers to it (a batch
+    /// with an acknowledgement per command): the kernel refuses a datagram larger than
+    /// the send buffer, and drops answers that overflow the receive buffer. Beyond the
+    /// system's limits this needs `CAP_NET_ADMIN` (the `*FORCE` options), which a
+    /// namespace builder has; without it the plain options are tried.
+    pub(crate) fn reserve_buffers(&self, send: usize, replies: usize) -> io::Result<()> {
+        let send = send.saturating_add(SEND_HEADROOM);
+        let recv = replies
+            .saturating_mul(REPLY_TRUESIZE)
+            .saturating_add(RECV_BUF);
+        if setsockopt(&self.socket, sockopt::SndBufForce, &send).is_err() {
+            setsockopt(&self.socket, sockopt::SndBuf, &send).map_err(io::Error::from)?;
+        }
+        if setsockopt(&self.socket, sockopt::RcvBufForce, &recv).is_err() {
+            setsockopt(&self.socket, sockopt::RcvBuf, &recv).map_err(io::Error::from)?;
+        }
+        Ok(())
     }
 
     /// Sends one datagram (one request, or a whole batch of them).

@@ -216,7 +216,7 @@ fn netdev_table() -> Table {
     .expect("netdev table")
 }
 
-/// An inet filter table with a drop policy and the inet dependencies.
+/// An inet table: a filter chain with a drop policy and the inet dependencies, and NAT.
 fn inet_table() -> Table {
     let input = BaseChain {
         chain_type: ChainType::Filter,
@@ -247,10 +247,24 @@ fn inet_table() -> Table {
             Statement::Accept,
         ),
     ];
+    // NAT in an inet table names its family (`snat ip to`).
+    let post = vec![
+        rule(vec![], Statement::Snat(NatTo::addr(a("10.0.0.1")))),
+        rule(
+            vec![Match::Saddr {
+                prefix: Ipv4Prefix::new(a("10.0.0.0"), 8).expect("p"),
+                negate: false,
+            }],
+            Statement::Masquerade,
+        ),
+    ];
     Table::new(
         Family::Inet,
         n("lvslab_filter"),
-        vec![Chain::new(n("input"), Some(input), rules)],
+        vec![
+            Chain::new(n("input"), Some(input), rules),
+            Chain::new(n("post"), Some(BaseChain::srcnat()), post),
+        ],
     )
     .expect("inet table")
 }
@@ -426,4 +440,39 @@ fn the_root_namespace_is_listed_but_never_changed() {
         assert!(matches!(err, Some(Error::RootIsReadOnly { .. })), "{err:?}");
     }
     assert_eq!(nft::list(&root).expect("list root"), before);
+}
+
+#[test]
+fn a_large_table_is_one_transaction_with_every_acknowledgement_read() {
+    require_root();
+    let ns = Netns::new_anonymous().expect("namespace");
+    let rules: Vec<Rule> = (0..3000u16)
+        .map(|p| {
+            rule(
+                vec![
+                    Match::DaddrIn {
+                        addrs: [a("192.0.2.1"), a("192.0.2.2")].into_iter().collect(),
+                        negate: false,
+                    },
+                    port(Protocol::Udp, PortField::Dport, 10_000 + p),
+                ],
+                Statement::Drop,
+            )
+        })
+        .collect();
+    let input = BaseChain {
+        chain_type: ChainType::Filter,
+        hook: Hook::Input,
+        priority: 0,
+        policy: Policy::Accept,
+    };
+    let table = Table::new(
+        Family::Ip,
+        n("lvslab_large"),
+        vec![Chain::new(n("input"), Some(input), rules)],
+    )
+    .expect("table");
+    nft::apply(&ns, &table).expect("a table of 3000 rules and 3000 sets");
+    let listing = nft::list(&ns).expect("list");
+    assert_eq!(listing.tables, [nft::expected(&table)]);
 }

@@ -477,6 +477,8 @@ pub(crate) fn send_batch(sock: &mut NlSocket, batch: &Batch) -> Result<(), Batch
         command: "send the transaction".into(),
         error,
     };
+    sock.reserve_buffers(batch.bytes.len(), batch.commands.len())
+        .map_err(|e| as_batch_error(NlError::Io(e)))?;
     sock.send(&batch.bytes).map_err(as_batch_error)?;
     let mut pending: Vec<u32> = batch.commands.iter().map(|(seq, _)| *seq).collect();
     let mut refused: Vec<(u32, NlError)> = Vec::new();
