@@ -198,6 +198,8 @@ pub fn director_ruleset(
     local: &[Ipv4Addr],
 ) -> Result<Table, lvslab_netns::Error> {
     let mut rules = Vec::new();
+    // Every entry is TCP or UDP (`from_listing` keeps only those); one that were not
+    // is left to the kernel rather than dropped by a rule without its port.
     let port = |proto: u8, field, port| {
         Protocol::from_number(proto).map(|protocol| Match::Port {
             protocol,
@@ -210,21 +212,21 @@ pub fn director_ruleset(
             prefix: host(vip),
             negate: false,
         };
-        rules.push(drop_rule(if p == 0 {
-            vec![daddr, Match::IpProtocol(proto)]
-        } else {
-            vec![daddr]
-                .into_iter()
-                .chain(port(proto, PortField::Dport, p))
-                .collect()
-        })?);
+        if p == 0 {
+            rules.push(drop_rule(vec![daddr, Match::IpProtocol(proto)])?);
+        } else if let Some(dport) = port(proto, PortField::Dport, p) {
+            rules.push(drop_rule(vec![daddr, dport])?);
+        }
     }
     for &(proto, rip, p) in &view.nat_reals {
-        let mut m = vec![Match::Saddr {
+        let Some(sport) = port(proto, PortField::Sport, p) else {
+            continue;
+        };
+        let saddr = Match::Saddr {
             prefix: host(rip),
             negate: false,
-        }];
-        m.extend(port(proto, PortField::Sport, p));
+        };
+        let mut m = vec![saddr, sport];
         if !local.is_empty() {
             m.push(Match::DaddrIn {
                 addrs: local.iter().copied().collect(),
@@ -234,18 +236,18 @@ pub fn director_ruleset(
         rules.push(drop_rule(m)?);
     }
     for &((proto, rip, p), lip) in &view.fullnat_reals {
-        let mut m = vec![
-            Match::Saddr {
-                prefix: host(rip),
-                negate: false,
-            },
-            Match::Daddr {
-                prefix: host(lip),
-                negate: false,
-            },
-        ];
-        m.extend(port(proto, PortField::Sport, p));
-        rules.push(drop_rule(m)?);
+        let Some(sport) = port(proto, PortField::Sport, p) else {
+            continue;
+        };
+        let saddr = Match::Saddr {
+            prefix: host(rip),
+            negate: false,
+        };
+        let daddr = Match::Daddr {
+            prefix: host(lip),
+            negate: false,
+        };
+        rules.push(drop_rule(vec![saddr, daddr, sport])?);
     }
     // ICMP errors about the engine's connections: the kernel would forward (or swallow)
     // them untranslated. Quoted destination = a real server: from the real server's side;
