@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use lvslab_dataplane::engine::{start_for_lab, UserspaceDataplane};
 use lvslab_netns::apply::{build, LabInstance, Naming};
 use lvslab_netns::plan::{plan, DecapImpl, PlanOptions};
-use lvslab_netns::{apply_nft, Netns};
+use lvslab_netns::{nft, Netns};
 use lvslab_spec::lb::{DestConfig, ForwardMethod, LoadBalancer, Protocol, ServiceKey};
 use lvslab_spec::model::Lab;
 
@@ -86,14 +86,35 @@ const SENDER_THREAD: &str = "bench sender";
 /// The engine names its thread after the director node.
 const ENGINE_THREAD: &str = "engine director";
 
-const KERNEL_DNAT: &str = "table ip bench_dnat {
-  chain prerouting {
-    type nat hook prerouting priority dstnat; policy accept;
-    ip daddr 192.0.2.254 udp dport 9000 dnat to 198.51.100.1:9000
-  }
+/// `table ip bench_dnat { chain prerouting { type nat hook prerouting priority dstnat;
+/// ip daddr 192.0.2.254 udp dport 9000 dnat to 198.51.100.1:9000 } }`.
+fn kernel_dnat() -> nft::Table {
+    let rule = nft::Rule::new(
+        vec![
+            nft::Match::Daddr {
+                prefix: nft::Ipv4Prefix::host(Ipv4Addr::new(192, 0, 2, 254)),
+                negate: false,
+            },
+            nft::Match::Port {
+                protocol: lvslab_spec::lb::Protocol::Udp,
+                field: nft::PortField::Dport,
+                port: 9000,
+            },
+        ],
+        nft::Statement::Dnat(nft::NatTo::addr(Ipv4Addr::new(198, 51, 100, 1)).with_port(9000)),
+    )
+    .expect("dnat rule");
+    nft::Table::new(
+        nft::Family::Ip,
+        nft::Name::new("bench_dnat").expect("name"),
+        vec![nft::Chain::new(
+            nft::Name::new("prerouting").expect("name"),
+            Some(nft::BaseChain::dstnat()),
+            vec![rule],
+        )],
+    )
+    .expect("dnat table")
 }
-";
-const KERNEL_DNAT_DELETE: &str = "delete table ip bench_dnat\n";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -289,9 +310,10 @@ fn run_mode(
     let rs = inst.ns("rs1").expect("rs1 ns");
     match mode {
         Mode::Kernel => {
-            apply_nft(director, KERNEL_DNAT).expect("install nft dnat");
+            let table = kernel_dnat();
+            nft::apply(director, &table).expect("install nft dnat");
             let s = measure(client, rs, secs);
-            apply_nft(director, KERNEL_DNAT_DELETE).expect("remove nft dnat");
+            nft::delete_table(director, table.family(), table.name()).expect("remove nft dnat");
             (s, None)
         }
         Mode::Nat | Mode::Dr => {
@@ -340,7 +362,8 @@ fn main() {
             decap: DecapImpl::Userspace,
             run: None,
         },
-    );
+    )
+    .expect("plan topology");
     let inst = build(&p, Naming::Anonymous, &AtomicBool::new(false)).expect("build topology");
     let rs = inst.ns("rs1").expect("rs1 ns");
     let _sink = rs

@@ -140,22 +140,24 @@ pub fn verify_state(lab: &LabInstance) -> Vec<String> {
                     }
                 }
             }
-            Step::Nft { ruleset, .. } => {
+            Step::Nft { table, .. } => {
                 if let Some((_, netns)) = lab.namespaces().find(|(n, _)| *n == ns) {
-                    match lvslab_netns::list_nft(netns) {
-                        Ok(listed) => {
-                            for want in ruleset.lines().map(str::trim).filter(|l| {
-                                l.contains("masquerade")
-                                    || l.contains("snat to")
-                                    || l.contains("dnat to")
-                            }) {
-                                let key = want.split_whitespace().last().unwrap_or(want);
-                                if !listed.contains(key) {
-                                    out.push(format!(
-                                        "{}: nft rule `{want}` missing from the ruleset:\n{listed}",
-                                        label(ns)
-                                    ));
-                                }
+                    match lvslab_netns::nft::list(netns) {
+                        Ok(listing) => {
+                            let want = lvslab_netns::nft::expected(table);
+                            let got = listing.table(table.family(), table.name().as_str());
+                            if got != Some(&want) {
+                                out.push(format!(
+                                    "{}: nft table {} {} differs from the plan:\n  want: {}\n  have: {}",
+                                    label(ns),
+                                    table.family(),
+                                    table.name(),
+                                    want.lines().join("\n        "),
+                                    got.map_or_else(
+                                        || "no such table".to_string(),
+                                        |t| t.lines().join("\n        ")
+                                    )
+                                ));
                             }
                         }
                         Err(e) => out.push(format!("{}: nft list ruleset: {e}", label(ns))),

@@ -471,9 +471,9 @@ fn main() {
     let features = lvslab_netns::probe();
     let has = |n: &str| features.iter().any(|f| f.name == n && f.available);
     let root_skip = (!root).then(|| "needs root: run the tests with sudo".to_string());
-    let nft_skip = root_skip
-        .clone()
-        .or_else(|| (!has("nft")).then(|| "needs nftables: apt-get install nftables".to_string()));
+    let nft_skip = root_skip.clone().or_else(|| {
+        (!has("nft")).then(|| "needs nf_tables in the kernel (see `lvslab doctor`)".to_string())
+    });
     let gre_skip = root_skip.clone().or_else(|| {
         has("gre").then(|| "this kernel has GRE, so a GRE lab is buildable here".to_string())
     });

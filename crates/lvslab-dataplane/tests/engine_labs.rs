@@ -19,6 +19,7 @@ use lvslab_dataplane::engine::{
 use lvslab_dataplane::packet::checksum::checksum;
 use lvslab_dataplane::packet::{parse_frame, DropReason, Payload, Transport};
 use lvslab_netns::apply::{build, LabInstance, Naming};
+use lvslab_netns::nft::{self, Family, Match, PayloadBase, PortField};
 use lvslab_netns::plan::{plan, DecapImpl, PlanOptions};
 use lvslab_netns::traffic::{http_get, start_server, ServerHandle};
 use lvslab_spec::lab_path;
@@ -84,7 +85,8 @@ impl Running {
                 decap: DecapImpl::Userspace,
                 run: None,
             },
-        );
+        )
+        .unwrap_or_else(|e| panic!("plan lab {name}: {e}"));
         let inst = build(&p, Naming::Anonymous, &AtomicBool::new(false))
             .unwrap_or_else(|e| panic!("build lab {name}: {e}"));
         let mut running = Running {
@@ -226,10 +228,10 @@ fn balanced_run(name: &str, params: &[(&str, &str)], instance: &str, then_rr: bo
         .try_clone()
         .expect("clone director namespace");
     lab.dp.take().expect("dataplane running").stop();
-    let rules = lvslab_netns::list_nft(&director_ns).expect("nft list ruleset");
+    let listing = nft::list(&director_ns).expect("nft list ruleset");
     assert!(
-        !rules.contains("lvslab_engine"),
-        "nft table left after stop:\n{rules}"
+        listing.table(Family::Netdev, "lvslab_engine").is_none(),
+        "nft table left after stop:\n{listing}"
     );
 }
 
@@ -247,17 +249,18 @@ fn assert_nft_follows_services(lab: &Running) {
         addr,
         port: 5353,
     };
+    let udp_5353 = udp_dport(5353);
     let wait_for = |want: bool| {
         for _ in 0..20 {
-            let rules = lvslab_netns::list_nft(ns).expect("nft list ruleset");
-            if rules.contains("udp dport 5353") == want {
+            let rules = nft::list(ns).expect("nft list ruleset").to_string();
+            if rules.contains(&udp_5353) == want {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "udp dport 5353 rule present should be {want}:\n{}",
-            lvslab_netns::list_nft(ns).unwrap_or_default()
+            "udp dport 5353 rule ({udp_5353}) present should be {want}:\n{}",
+            nft::list(ns).map(|l| l.to_string()).unwrap_or_default()
         );
     };
     let dp = lab.dp();
@@ -470,17 +473,32 @@ fn engine_completes_pending_checksums() {
     );
 }
 
+/// The expressions of `udp dport PORT` in the engine's netdev table.
+fn udp_dport(port: u16) -> String {
+    let m = Match::Port {
+        protocol: lvslab_spec::lb::Protocol::Udp,
+        field: PortField::Dport,
+        port,
+    };
+    nft::matches_text(Family::Netdev, &[m])
+}
+
+/// Waits until a rule of the namespace's ruleset holds `needle` (expressions as
+/// [`nft::matches_text`] writes them).
 fn wait_for_rule(ns: &lvslab_netns::Netns, needle: &str) {
     for _ in 0..40 {
-        let rules = lvslab_netns::list_nft(ns).expect("nft list ruleset");
-        if rules.contains(needle) {
+        let rules = nft::list(ns).expect("nft list ruleset").to_string();
+        if rules
+            .lines()
+            .any(|l| l.starts_with("rule ") && l.contains(needle))
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!(
         "no nft rule with {needle:?}:\n{}",
-        lvslab_netns::list_nft(ns).unwrap_or_default()
+        nft::list(ns).map(|l| l.to_string()).unwrap_or_default()
     );
 }
 
@@ -518,9 +536,14 @@ fn engine_nat_relays_port_unreachable_to_the_client() {
         })
         .expect("director exists")
         .expect("add udp service and its destination");
-    wait_for_rule(director_ns, "udp dport 53");
-    // nft lists the quoted real-server port of the ICMP rule in hex.
-    wait_for_rule(director_ns, &format!("@th,240,16 {closed_port:#x}"));
+    wait_for_rule(director_ns, &udp_dport(53));
+    // The ICMP rule's quoted real-server port (`@th,240,16 5354`).
+    let quoted_port = Match::raw(PayloadBase::Transport, 240, 16, u64::from(closed_port))
+        .expect("a port fits 16 bits");
+    wait_for_rule(
+        director_ns,
+        &nft::matches_text(Family::Netdev, &[quoted_port]),
+    );
 
     let t = lab.lab.traffic.as_ref().expect("lab has [traffic]");
     let client = inst.ns(&t.from).expect("traffic source namespace");
@@ -750,8 +773,13 @@ fn engine_nat_relays_client_port_unreachable_to_the_real_server() {
         })
         .expect("director exists")
         .expect("add udp service and its destination");
-    wait_for_rule(director_ns, "udp dport 53");
-    wait_for_rule(director_ns, &format!("@th,224,16 {:#x}", 53));
+    wait_for_rule(director_ns, &udp_dport(53));
+    // The ICMP rule's quoted service port (`@th,224,16 53`).
+    let quoted_port = Match::raw(PayloadBase::Transport, 224, 16, 53).expect("a port fits 16 bits");
+    wait_for_rule(
+        director_ns,
+        &nft::matches_text(Family::Netdev, &[quoted_port]),
+    );
 
     let rs_node = rs
         .node

@@ -4,9 +4,12 @@
 //!   opened inside the namespace, so it talks to that namespace's IPVS);
 //! - userspace: lvslab's own director engine (and tunnel endpoints on real servers).
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use lvslab_dataplane::engine::{start_for_lab, UserspaceDataplane};
 use lvslab_ipvs::IpvsClient;
 use lvslab_netns::apply::LabInstance;
+use lvslab_netns::nft;
 use lvslab_spec::lb::{ForwardMethod, LbError, LoadBalancer};
 use lvslab_spec::model::Lab;
 
@@ -22,49 +25,73 @@ pub enum Balancer {
 pub const KERNEL_FULLNAT_NOTE: &str =
     "FullNAT on kernel IPVS: masquerading (-m) plus an nft SNAT rule toward the real servers, with net.ipv4.vs.conntrack=1";
 
-/// The nft ruleset that gives kernel IPVS masquerading the source rewrite of FullNAT:
-/// traffic to each FullNAT real server leaves with a local address from the pool.
-pub fn kernel_fullnat_ruleset(svc: &lvslab_spec::model::Service) -> Option<String> {
-    use std::fmt::Write as _;
-    let pool: Vec<std::net::Ipv4Addr> = svc
+/// The nft table that gives kernel IPVS masquerading the source rewrite of FullNAT:
+/// traffic to each FullNAT real server leaves with a local address from the pool
+/// (`table ip lvslab_fullnat`, postrouting srcnat: `ip daddr RIP tcp dport P snat to
+/// A-B`). `None` when the service has no FullNAT real server or no IPv4 pool.
+pub fn kernel_fullnat_ruleset(
+    svc: &lvslab_spec::model::Service,
+) -> Result<Option<nft::Table>, lvslab_netns::Error> {
+    let pool: Vec<Ipv4Addr> = svc
         .config
         .local_addresses
         .iter()
         .filter_map(|a| match a {
-            std::net::IpAddr::V4(v) => Some(*v),
-            std::net::IpAddr::V6(_) => None,
+            IpAddr::V4(v) => Some(*v),
+            IpAddr::V6(_) => None,
         })
         .collect();
-    let (first, last) = (pool.iter().min()?, pool.iter().max()?);
+    let (Some(first), Some(last)) = (pool.iter().min(), pool.iter().max()) else {
+        return Ok(None);
+    };
     // A contiguous pool is one nft range; otherwise the first address serves alone.
     let contiguous = u32::from(*last) - u32::from(*first) + 1 == pool.len() as u32;
-    let to = if contiguous && first != last {
-        format!("{first}-{last}")
+    let to = if contiguous {
+        nft::NatTo::range(*first, *last)?
     } else {
-        pool[0].to_string()
+        nft::NatTo::addr(pool[0])
     };
-    let proto = match svc.config.key {
-        lvslab_spec::lb::ServiceKey::Addr { protocol, .. } => protocol.to_string(),
-        lvslab_spec::lb::ServiceKey::Fwmark { .. } => return None,
+    let lvslab_spec::lb::ServiceKey::Addr { protocol, .. } = svc.config.key else {
+        return Ok(None);
     };
-    let mut rules = String::new();
+    let mut rules = Vec::new();
     for rs in svc
         .real_servers
         .iter()
         .filter(|r| r.config.method == ForwardMethod::FullNat)
     {
-        let _ = writeln!(
-            rules,
-            "\t\tip daddr {} {proto} dport {} snat to {to}",
-            rs.config.addr, rs.config.port
-        );
+        let IpAddr::V4(rip) = rs.config.addr else {
+            continue;
+        };
+        rules.push(nft::Rule::new(
+            vec![
+                nft::Match::Daddr {
+                    prefix: nft::Ipv4Prefix::host(rip),
+                    negate: false,
+                },
+                nft::Match::Port {
+                    protocol,
+                    field: nft::PortField::Dport,
+                    port: rs.config.port,
+                },
+            ],
+            nft::Statement::Snat(to),
+        )?);
     }
     if rules.is_empty() {
-        return None;
+        return Ok(None);
     }
-    Some(format!(
-        "table ip lvslab_fullnat {{\n\tchain postrouting {{\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n{rules}\t}}\n}}\n"
-    ))
+    let chain = nft::Chain::new(
+        nft::Name::new("postrouting")?,
+        Some(nft::BaseChain::srcnat()),
+        rules,
+    );
+    nft::Table::new(
+        nft::Family::Ip,
+        nft::Name::new("lvslab_fullnat")?,
+        vec![chain],
+    )
+    .map(Some)
 }
 
 /// Why a balancer could not be installed.
@@ -146,20 +173,20 @@ impl Balancer {
                                 dest.addr, dest.port
                             )))?;
                     }
-                    if let Some(ruleset) = kernel_fullnat_ruleset(svc) {
+                    let setup = |e: lvslab_netns::Error| BalancerError::Setup {
+                        director: svc.director.clone(),
+                        detail: format!("FullNAT on kernel IPVS: {e}"),
+                    };
+                    if let Some(table) = kernel_fullnat_ruleset(svc).map_err(setup)? {
                         let ns = inst.ns(&svc.director).ok_or_else(|| BalancerError::Setup {
                             director: svc.director.clone(),
                             detail: "no namespace".into(),
                         })?;
-                        let setup = |e: lvslab_netns::Error| BalancerError::Setup {
-                            director: svc.director.clone(),
-                            detail: format!("FullNAT on kernel IPVS: {e}"),
-                        };
                         // IPVS connections get conntrack entries only with this set, and
                         // nft NAT works only on tracked packets.
                         lvslab_netns::set_sysctl(ns, "net.ipv4.vs.conntrack", "1")
                             .map_err(setup)?;
-                        lvslab_netns::apply_nft(ns, &ruleset).map_err(setup)?;
+                        nft::apply(ns, &table).map_err(setup)?;
                     }
                 }
                 Ok(Balancer::Kernel(clients))
@@ -222,17 +249,24 @@ mod tests {
         let labs = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../labs");
         let lab = lvslab_spec::load_lab(&lvslab_spec::lab_path(&labs, "fullnat"), &[])
             .expect("fullnat lab");
-        let rules = kernel_fullnat_ruleset(&lab.services[0]).expect("a ruleset");
-        assert!(
-            rules.contains("ip daddr 172.16.20.11 tcp dport 8080 snat to 10.10.0.101-10.10.0.102"),
-            "{rules}"
-        );
-        assert!(
-            rules.contains("ip daddr 172.16.20.12 tcp dport 8080 snat to 10.10.0.101-10.10.0.102"),
-            "{rules}"
+        let table = kernel_fullnat_ruleset(&lab.services[0])
+            .expect("valid table")
+            .expect("a table");
+        assert_eq!(
+            nft::render::table(&table),
+            "table ip lvslab_fullnat {\n\
+             \tchain postrouting {\n\
+             \t\ttype nat hook postrouting priority 100; policy accept;\n\
+             \t\tip daddr 172.16.20.11 tcp dport 8080 snat to 10.10.0.101-10.10.0.102\n\
+             \t\tip daddr 172.16.20.12 tcp dport 8080 snat to 10.10.0.101-10.10.0.102\n\
+             \t}\n\
+             }\n"
         );
         let nat =
             lvslab_spec::load_lab(&lvslab_spec::lab_path(&labs, "nat"), &[]).expect("nat lab");
-        assert_eq!(kernel_fullnat_ruleset(&nat.services[0]), None);
+        assert_eq!(
+            kernel_fullnat_ruleset(&nat.services[0]).expect("valid"),
+            None
+        );
     }
 }

@@ -130,7 +130,7 @@ impl Instance {
                 decap,
                 run: None,
             },
-        );
+        )?;
         let mut namespaces = IndexMap::new();
         for rec in &self.journal.state.namespaces {
             namespaces.insert(rec.node.clone(), self.node(&rec.node)?);

@@ -52,16 +52,17 @@ pub fn up(o: &UpOptions<'_>) -> Result<UpReport, InstanceError> {
     let instance = o.instance.unwrap_or(&l.name).to_string();
     check_instance_name(&instance)?;
     // Probe only what this lab can need (and IPVS, which picks the default dataplane).
-    let candidates = [DecapImpl::Kernel, DecapImpl::Userspace].map(|decap| {
-        plan(
+    let mut candidates = Vec::new();
+    for decap in [DecapImpl::Kernel, DecapImpl::Userspace] {
+        candidates.push(plan(
             l,
             &PlanOptions {
                 instance: instance.clone(),
                 decap,
                 run: None,
             },
-        )
-    });
+        )?);
+    }
     let mut wanted: Vec<&str> = candidates
         .iter()
         .flat_map(|p| required_features(p).into_iter().map(|(n, _)| n))
@@ -86,7 +87,7 @@ pub fn up(o: &UpOptions<'_>) -> Result<UpReport, InstanceError> {
             decap: DecapImpl::for_dataplane(dataplane),
             run: None,
         },
-    );
+    )?;
     preflight(&p, &features)?;
 
     let lab_file = std::fs::canonicalize(&l.source).unwrap_or_else(|_| l.source.clone());

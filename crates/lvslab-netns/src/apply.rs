@@ -180,7 +180,7 @@ pub fn required_features(plan: &Plan) -> Vec<(&'static str, &'static str)> {
             ),
             Step::Nft { .. } => add(
                 "nft",
-                "NAT rules need nftables: `apt-get install nftables` (and a kernel with nf_tables)",
+                "NAT rules need a kernel with nf_tables and its NAT (CONFIG_NF_TABLES, CONFIG_NFT_NAT)",
             ),
             _ => {}
         }
@@ -408,7 +408,7 @@ fn apply_step(
         Step::Route { dest, via, dev, .. } => {
             h.add_route(dest.map(|d| (d.network(), d.len)), *via, dev.as_deref())?
         }
-        Step::Nft { ruleset, .. } => crate::nft::apply_nft(netns, ruleset)?,
+        Step::Nft { table, .. } => crate::nft::apply(netns, table)?,
     }
     Ok(())
 }

@@ -210,8 +210,9 @@ pub struct NsSnapshot {
     pub rules: Vec<RuleInfo>,
     /// Every readable sysctl under `net.ipv4` and `net.ipv6.conf`, by dotted key.
     pub sysctls: BTreeMap<String, String>,
-    /// `nft list ruleset` output; empty when nft is not installed.
-    pub nft: String,
+    /// The nftables ruleset read back over netlink, one line per table, chain, rule and
+    /// set ([`crate::nft::Listing::lines`]).
+    pub nft: Vec<String>,
 }
 
 /// Reads a whole namespace's state (see [`NsSnapshot`]). Works on [`Netns::root`] too
@@ -227,11 +228,7 @@ pub fn snapshot(ns: &Netns) -> Result<NsSnapshot> {
     let mut rules = handle.rules()?;
     rules.sort();
     let sysctls = crate::sysctl::read_tree(ns, &["net/ipv4", "net/ipv6/conf"])?;
-    let nft = match crate::nft::list_nft(ns) {
-        Ok(text) => text,
-        Err(crate::Error::NftMissing { .. }) => String::new(),
-        Err(other) => return Err(other),
-    };
+    let nft = crate::nft::list(ns)?.lines();
     Ok(NsSnapshot {
         links,
         addresses,
@@ -284,15 +281,15 @@ impl NsSnapshot {
         }
 
         if self.nft != other.nft {
-            let old: BTreeSet<&str> = self.nft.lines().map(str::trim_end).collect();
-            let new: BTreeSet<&str> = other.nft.lines().map(str::trim_end).collect();
+            let old: BTreeSet<&str> = self.nft.iter().map(String::as_str).collect();
+            let new: BTreeSet<&str> = other.nft.iter().map(String::as_str).collect();
             let mut changed = false;
             for line in old.difference(&new) {
-                out.push(format!("- nft {}", line.trim()));
+                out.push(format!("- nft {line}"));
                 changed = true;
             }
             for line in new.difference(&old) {
-                out.push(format!("+ nft {}", line.trim()));
+                out.push(format!("+ nft {line}"));
                 changed = true;
             }
             if !changed {
@@ -351,7 +348,7 @@ mod tests {
         let mut before = NsSnapshot {
             links: vec![link("eth0", 2, 1500, true), link("eth1", 3, 1500, true)],
             addresses: vec![addr("eth0", "192.0.2.1", 24)],
-            nft: "table inet lab {\n}\n".into(),
+            nft: vec!["table inet lab".into()],
             ..NsSnapshot::default()
         };
         before
@@ -370,7 +367,7 @@ mod tests {
             .sysctls
             .insert("net.ipv4.ip_forward".into(), "1".into());
         after.sysctls.remove("net.ipv4.conf.eth1.rp_filter");
-        after.nft = "table inet lab {\n\tchain c {\n\t}\n}\n".into();
+        after.nft = vec!["table inet lab".into(), "chain inet lab c".into()];
 
         let diff = before.diff(&after);
         let expected = [
@@ -382,14 +379,13 @@ mod tests {
             "+ address 198.51.100.1/24 dev eth0 scope universe",
             "- sysctl net.ipv4.conf.eth1.rp_filter = 2",
             "~ sysctl net.ipv4.ip_forward: 0 -> 1",
-            "+ nft chain c {",
-            "+ nft }",
+            "+ nft chain inet lab c",
         ];
         assert_eq!(diff, expected, "{diff:#?}");
         // The reverse direction swaps every sign.
         let back = after.diff(&before);
         assert!(back.contains(&"+ link eth1 (veth) mtu 1500 up address 02:00:00:00:00:03".into()));
-        assert!(back.contains(&"- nft chain c {".into()));
+        assert!(back.contains(&"- nft chain inet lab c".into()));
     }
 
     #[test]

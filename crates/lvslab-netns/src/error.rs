@@ -117,26 +117,20 @@ pub enum Error {
         source: io::Error,
     },
 
-    /// The `nft` binary is not installed.
-    #[error("nft not found: apt-get install nftables (needed for `{op}` in namespace {ns})")]
-    NftMissing {
-        /// The nft command that could not run.
+    /// The kernel refused an nftables transaction; none of it was applied.
+    #[error("{op} (namespace {ns}): {command}: {source}{}", ext_ack_suffix(.ext_ack))]
+    NftTransaction {
+        /// The whole operation, e.g. `nft replace table ip lvslab`.
         op: String,
         /// Namespace label.
         ns: String,
-    },
-
-    /// `nft` ran but reported failure.
-    #[error("{op} (namespace {ns}) failed with {status}: {stderr}")]
-    Nft {
-        /// The nft command, e.g. `nft -f -`.
-        op: String,
-        /// Namespace label.
-        ns: String,
-        /// Exit status as printed by the OS.
-        status: String,
-        /// What nft wrote to stderr.
-        stderr: String,
+        /// The command the kernel refused, e.g. `rule 2 of chain ip lvslab postrouting: …`.
+        command: String,
+        /// The kernel's extended-ack message, if it sent one.
+        ext_ack: Option<String>,
+        /// The errno the kernel returned.
+        #[source]
+        source: io::Error,
     },
 
     /// Spawning or waiting for a program inside a namespace failed.
@@ -186,6 +180,7 @@ impl Error {
             | Error::MissingKernelFeature { source, .. }
             | Error::Sysctl { source, .. }
             | Error::Ethtool { source, .. }
+            | Error::NftTransaction { source, .. }
             | Error::Command { source, .. } => source.raw_os_error(),
             _ => None,
         }
@@ -218,14 +213,20 @@ mod tests {
     }
 
     #[test]
-    fn nft_missing_says_how_to_install() {
-        let err = Error::NftMissing {
-            op: "nft -f -".into(),
-            ns: "x".into(),
+    fn nft_transaction_error_names_the_refused_command_and_errno() {
+        let err = Error::NftTransaction {
+            op: "nft replace table netdev lvslab_engine".into(),
+            ns: "anon:1".into(),
+            command: "add chain netdev lvslab_engine ingress_eth9".into(),
+            ext_ack: None,
+            source: io::Error::from_raw_os_error(libc::ENOENT),
         };
-        assert!(err
-            .to_string()
-            .starts_with("nft not found: apt-get install nftables"));
-        assert_eq!(err.errno(), None);
+        let text = err.to_string();
+        assert!(
+            text.contains("add chain netdev lvslab_engine ingress_eth9"),
+            "{text}"
+        );
+        assert!(text.contains("anon:1"), "{text}");
+        assert_eq!(err.errno(), Some(libc::ENOENT));
     }
 }

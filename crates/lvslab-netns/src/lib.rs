@@ -4,7 +4,9 @@
 //!   ([`Netns::run`], [`NsThread`], [`Netns::spawn`]). `setns` never touches the caller's
 //!   thread and nothing forks.
 //! - [`rtnl`]: links, addresses, routes, neighbours over route netlink ([`NsHandle`]).
-//! - [`sysctl`], [`nft`]: per-namespace sysctls and nftables rulesets.
+//! - [`sysctl`]: per-namespace sysctls.
+//! - [`nft`]: nftables rulesets as a validated model, installed and read back over
+//!   netfilter netlink.
 //! - [`dump`]: read-back records and whole-namespace [`NsSnapshot`]s with diffs.
 //! - [`probe`]: which kernel and machine features are available, with reasons.
 //!
@@ -34,7 +36,6 @@ pub mod tun;
 pub use dump::{snapshot, AddressInfo, LinkInfo, NeighbourInfo, NsSnapshot, RouteInfo, RuleInfo};
 pub use error::{Error, Result};
 pub use mac::MacAddr;
-pub use nft::{apply_nft, flush_nft, list_nft};
 pub use ns::{Netns, NsThread};
 pub use probe::{probe, Feature};
 pub use rtnl::NsHandle;

@@ -2,18 +2,23 @@
 //! (`lvslab plan nat`, as replayable `ip`/`sysctl`/`nft` lines), snapshot-tested, and
 //! applied step by step by [`crate::apply`].
 //!
+//! Every value the shell rendering prints goes through [`sh_quote`], so a name from a lab
+//! file is always one inert word to the shell, whatever it contains.
+//!
 //! Order matters and follows what the kernel needs: namespaces; cables (veth pairs,
 //! bridges, tunnels, decapsulation devices); sysctls before addresses, so `arp_ignore`
 //! and `arp_announce` hold before an address can be announced; addresses; links up;
 //! routes (a gateway must be reachable through an address that is up); nft rules last.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use lvslab_spec::model::{Encap, Lab, NatRule, Prefix};
 use serde::Serialize;
 
+use crate::error::{Error, Result};
 use crate::mac::MacAddr;
+use crate::nft;
 
 /// Name of the bridge inside a switch's namespace.
 pub const BRIDGE_NAME: &str = "br0";
@@ -128,10 +133,10 @@ pub enum Step {
         via: Option<IpAddr>,
         dev: Option<String>,
     },
-    /// A whole nftables ruleset for the namespace, applied as one transaction.
+    /// A whole nftables table for the namespace, applied as one transaction.
     Nft {
         ns: String,
-        ruleset: String,
+        table: nft::Table,
     },
 }
 
@@ -197,8 +202,9 @@ pub fn switch_port_name(node: &str, iface: &str, k: usize) -> String {
     }
 }
 
-/// Builds the plan of a validated lab.
-pub fn plan(lab: &Lab, opts: &PlanOptions) -> Plan {
+/// Builds the plan of a validated lab. Fails only on NAT rules nftables cannot hold
+/// (IPv6 addresses in the `ip` table, interface names nft cannot quote).
+pub fn plan(lab: &Lab, opts: &PlanOptions) -> Result<Plan> {
     let inst = &opts.instance;
     let mut steps = Vec::new();
     let mut namespaces = Vec::new();
@@ -357,49 +363,76 @@ pub fn plan(lab: &Lab, opts: &PlanOptions) -> Plan {
         if !n.nat.is_empty() {
             steps.push(Step::Nft {
                 ns: n.name.clone(),
-                ruleset: nat_ruleset(&n.nat),
+                table: nat_table(&n.name, &n.nat)?,
             });
         }
     }
-    Plan {
+    Ok(Plan {
         instance: inst.clone(),
         run: opts.run.clone(),
         lab: lab.name.clone(),
         namespaces,
         steps,
-    }
+    })
 }
 
 /// Name of the nftables table lvslab owns in each namespace.
 pub const NFT_TABLE: &str = "lvslab";
 
-/// The nftables text of a node's NAT rules: one `ip lvslab` table with a prerouting
-/// (dstnat) and a postrouting (srcnat) chain.
-pub fn nat_ruleset(rules: &[NatRule]) -> String {
+/// A node's NAT rules as one `ip lvslab` table: a prerouting (dstnat) chain for DNAT and
+/// a postrouting (srcnat) chain for masquerade and SNAT; a chain without rules is left
+/// out.
+pub fn nat_table(node: &str, rules: &[NatRule]) -> Result<nft::Table> {
+    let op = format!("nft NAT rules of node {node}");
+    let v4 = |k: usize, a: IpAddr| -> Result<Ipv4Addr> {
+        match a {
+            IpAddr::V4(a) => Ok(a),
+            IpAddr::V6(_) => Err(Error::InvalidArgument {
+                op: op.clone(),
+                detail: format!("rule {}: {a} is IPv6; the NAT table is `ip` (IPv4)", k + 1),
+            }),
+        }
+    };
+    let prefix = |k: usize, p: &Prefix| nft::Ipv4Prefix::new(v4(k, p.addr)?, p.len);
     let mut pre = Vec::new();
     let mut post = Vec::new();
-    for r in rules {
+    for (k, r) in rules.iter().enumerate() {
         match r {
             NatRule::Masquerade {
                 source,
                 not_destination,
                 out,
-            } => {
-                post.push(format!(
-                    "{}masquerade",
-                    matches(source, not_destination, out)
-                ));
             }
-            NatRule::Snat {
+            | NatRule::Snat {
                 source,
                 not_destination,
                 out,
-                to,
+                ..
             } => {
-                post.push(format!(
-                    "{}snat to {to}",
-                    matches(source, not_destination, out)
-                ));
+                let mut matches = Vec::new();
+                if let Some(s) = source {
+                    matches.push(nft::Match::Saddr {
+                        prefix: prefix(k, s)?,
+                        negate: false,
+                    });
+                }
+                if let Some(d) = not_destination {
+                    matches.push(nft::Match::Daddr {
+                        prefix: prefix(k, d)?,
+                        negate: true,
+                    });
+                }
+                if let Some(o) = out {
+                    matches.push(nft::Match::Oifname {
+                        name: nft::IfName::new(o)?,
+                        negate: false,
+                    });
+                }
+                let statement = match r {
+                    NatRule::Snat { to, .. } => nft::Statement::Snat(nft::NatTo::addr(v4(k, *to)?)),
+                    _ => nft::Statement::Masquerade,
+                };
+                post.push(nft::Rule::new(matches, statement)?);
             }
             NatRule::Dnat {
                 protocol,
@@ -408,69 +441,74 @@ pub fn nat_ruleset(rules: &[NatRule]) -> String {
                 to,
                 to_port,
             } => {
-                pre.push(format!(
-                    "ip daddr {destination} {protocol} dport {port} dnat to {to}:{to_port}"
-                ));
+                let matches = vec![
+                    nft::Match::Daddr {
+                        prefix: nft::Ipv4Prefix::host(v4(k, *destination)?),
+                        negate: false,
+                    },
+                    nft::Match::Port {
+                        protocol: *protocol,
+                        field: nft::PortField::Dport,
+                        port: *port,
+                    },
+                ];
+                let to = nft::NatTo::addr(v4(k, *to)?).with_port(*to_port);
+                pre.push(nft::Rule::new(matches, nft::Statement::Dnat(to))?);
             }
         }
     }
-    let mut s = String::new();
-    let _ = writeln!(s, "table ip {NFT_TABLE} {{");
+    let mut chains = Vec::new();
     if !pre.is_empty() {
-        let _ = writeln!(
-            s,
-            "\tchain prerouting {{\n\t\ttype nat hook prerouting priority dstnat; policy accept;"
-        );
-        for r in &pre {
-            let _ = writeln!(s, "\t\t{r}");
-        }
-        let _ = writeln!(s, "\t}}");
+        chains.push(nft::Chain::new(
+            nft::Name::new("prerouting")?,
+            Some(nft::BaseChain::dstnat()),
+            pre,
+        ));
     }
     if !post.is_empty() {
-        let _ = writeln!(
-            s,
-            "\tchain postrouting {{\n\t\ttype nat hook postrouting priority srcnat; policy accept;"
-        );
-        for r in &post {
-            let _ = writeln!(s, "\t\t{r}");
-        }
-        let _ = writeln!(s, "\t}}");
+        chains.push(nft::Chain::new(
+            nft::Name::new("postrouting")?,
+            Some(nft::BaseChain::srcnat()),
+            post,
+        ));
     }
-    let _ = writeln!(s, "}}");
-    s
+    nft::Table::new(nft::Family::Ip, nft::Name::new(NFT_TABLE)?, chains)
 }
 
-fn matches(
-    source: &Option<Prefix>,
-    not_destination: &Option<Prefix>,
-    out: &Option<String>,
-) -> String {
-    let mut m = String::new();
-    if let Some(s) = source {
-        let _ = write!(m, "ip saddr {}/{} ", s.network(), s.len);
+/// One word for a POSIX shell, whatever `value` holds: left bare when it is made only of
+/// characters no shell interprets (letters, digits and `_./:=@%+,-`), else single-quoted
+/// with each `'` written as `'\''`.
+pub fn sh_quote(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_./:=@%+,-".contains(&b));
+    if plain {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
     }
-    if let Some(d) = not_destination {
-        let _ = write!(m, "ip daddr != {}/{} ", d.network(), d.len);
+}
+
+/// A value inside a `#` comment: quoted like a shell word, and with control characters
+/// escaped so that no newline can end the comment.
+fn in_comment(value: &str) -> String {
+    if value.chars().any(char::is_control) {
+        format!("{value:?}")
+    } else {
+        sh_quote(value)
     }
-    if let Some(o) = out {
-        let _ = write!(m, "oifname \"{o}\" ");
-    }
-    m
 }
 
 /// The plan as a bash script of `ip`, `sysctl`, `ethtool` and `nft` commands that builds
 /// the same topology (`lvslab plan nat | bash`).
 pub fn render_shell(p: &Plan) -> String {
     let mut s = String::new();
+    let (lab, inst) = (in_comment(&p.lab), in_comment(&p.instance));
+    let _ = writeln!(s, "# lvslab plan: lab `{lab}`, instance `{inst}`");
     let _ = writeln!(
         s,
-        "# lvslab plan: lab `{}`, instance `{}`",
-        p.lab, p.instance
-    );
-    let _ = writeln!(
-        s,
-        "# Replays what `lvslab up {} --instance {}` builds. Undo: `lvslab plan {} --instance {} --down | bash`.",
-        p.lab, p.instance, p.lab, p.instance
+        "# Replays what `lvslab up {lab} --instance {inst}` builds. Undo: `lvslab plan {lab} --instance {inst} --down | bash`."
     );
     let _ = writeln!(s, "set -e");
     for st in &p.steps {
@@ -479,54 +517,89 @@ pub fn render_shell(p: &Plan) -> String {
     s
 }
 
-/// One step as the shell command(s) that do the same.
+/// One step as the shell command(s) that do the same; every value is quoted.
 pub fn render_step(p: &Plan, st: &Step) -> String {
-    let ns = |n: &str| p.netns_name(n);
+    let q = |v: &str| sh_quote(v);
+    let ns = |n: &str| sh_quote(&p.netns_name(n));
     match st {
         Step::Namespace { ns: n } => format!("ip netns add {0}\nip -n {0} link set lo up", ns(n)),
         Step::Veth { ns: n, name, mac, peer_ns, peer_name, peer_mac, mtu } => {
             let mtu = mtu.map(|m| format!(" mtu {m}")).unwrap_or_default();
             format!(
-                "ip -n {} link add {name} address {mac}{mtu} type veth peer name {peer_name} netns {} address {peer_mac}{mtu}",
+                "ip -n {} link add {} address {}{mtu} type veth peer name {} netns {} address {}{mtu}",
                 ns(n),
-                ns(peer_ns)
+                q(name),
+                q(&mac.to_string()),
+                q(peer_name),
+                ns(peer_ns),
+                q(&peer_mac.to_string())
             )
         }
-        Step::Bridge { ns: n, name, mac } => format!("ip -n {} link add {name} address {mac} type bridge", ns(n)),
-        Step::Master { ns: n, iface, master } => format!("ip -n {} link set {iface} master {master}", ns(n)),
-        Step::TxChecksumOff { ns: n, iface } => format!("ip netns exec {} ethtool -K {iface} tx off >/dev/null", ns(n)),
-        Step::Tunnel { ns: n, name, kind, local, remote } => {
-            format!("ip -n {} link add {name} type {} local {local} remote {remote} ttl 64", ns(n), kind.name())
+        Step::Bridge { ns: n, name, mac } => {
+            format!("ip -n {} link add {} address {} type bridge", ns(n), q(name), q(&mac.to_string()))
         }
+        Step::Master { ns: n, iface, master } => {
+            format!("ip -n {} link set {} master {}", ns(n), q(iface), q(master))
+        }
+        Step::TxChecksumOff { ns: n, iface } => {
+            format!("ip netns exec {} ethtool -K {} tx off >/dev/null", ns(n), q(iface))
+        }
+        Step::Tunnel { ns: n, name, kind, local, remote } => format!(
+            "ip -n {} link add {} type {} local {} remote {} ttl 64",
+            ns(n),
+            q(name),
+            q(kind.name()),
+            q(&local.to_string()),
+            q(&remote.to_string())
+        ),
         Step::DecapDevice { ns: n, name, encap, via: DecapImpl::Kernel } => match encap {
-            Encap::Ipip | Encap::Gue => format!("modprobe ipip; ip -n {} link show {name} >/dev/null", ns(n)),
+            Encap::Ipip | Encap::Gue => {
+                format!("modprobe ipip; ip -n {} link show {} >/dev/null", ns(n), q(name))
+            }
             Encap::Gre => format!(
-                "modprobe ipip; modprobe ip_gre; ip -n {0} link show {name} >/dev/null\nip -n {0} link set gre0 up\nip netns exec {0} sysctl -qw net.ipv4.conf.gre0.rp_filter=0",
-                ns(n)
+                "modprobe ipip; modprobe ip_gre; ip -n {0} link show {1} >/dev/null\nip -n {0} link set gre0 up\nip netns exec {0} sysctl -qw net.ipv4.conf.gre0.rp_filter=0",
+                ns(n),
+                q(name)
             ),
         },
         Step::DecapDevice { ns: n, name, via: DecapImpl::Userspace, .. } => {
-            format!("ip -n {} tuntap add dev {name} mode tun", ns(n))
+            format!("ip -n {} tuntap add dev {} mode tun", ns(n), q(name))
         }
-        Step::Sysctl { ns: n, key, value } => format!("ip netns exec {} sysctl -qw {key}={value}", ns(n)),
-        Step::Address { ns: n, iface, prefix } => format!("ip -n {} addr add {prefix} dev {iface}", ns(n)),
-        Step::Up { ns: n, iface } => format!("ip -n {} link set {iface} up", ns(n)),
+        Step::Sysctl { ns: n, key, value } => {
+            format!("ip netns exec {} sysctl -qw {}", ns(n), q(&format!("{key}={value}")))
+        }
+        Step::Address { ns: n, iface, prefix } => {
+            format!("ip -n {} addr add {} dev {}", ns(n), q(&prefix.to_string()), q(iface))
+        }
+        Step::Up { ns: n, iface } => format!("ip -n {} link set {} up", ns(n), q(iface)),
         Step::Route { ns: n, dest, via, dev } => {
-            let mut l = format!(
-                "ip -n {} route add {}",
-                ns(n),
-                dest.map_or("default".to_string(), |d| format!("{}/{}", d.network(), d.len))
-            );
+            let dest = dest.map_or("default".to_string(), |d| format!("{}/{}", d.network(), d.len));
+            let mut l = format!("ip -n {} route add {}", ns(n), q(&dest));
             if let Some(v) = via {
-                let _ = write!(l, " via {v}");
+                let _ = write!(l, " via {}", q(&v.to_string()));
             }
             if let Some(d) = dev {
-                let _ = write!(l, " dev {d}");
+                let _ = write!(l, " dev {}", q(d));
             }
             l
         }
-        Step::Nft { ns: n, ruleset } => format!("ip netns exec {} nft -f - <<'NFT'\n{}NFT", ns(n), ruleset),
+        Step::Nft { ns: n, table } => {
+            // A quoted here-document: the shell expands nothing in it, and the ruleset
+            // (names checked by the nft model) reaches nft as written.
+            let text = nft::render::table(table);
+            let delimiter = here_doc_delimiter(&text);
+            format!("ip netns exec {} nft -f - <<'{delimiter}'\n{text}{delimiter}", ns(n))
+        }
     }
+}
+
+/// `NFT`, or a variant of it that is no line of `text`, to end a here-document.
+fn here_doc_delimiter(text: &str) -> String {
+    let mut delimiter = "NFT".to_string();
+    while text.lines().any(|l| l == delimiter) {
+        delimiter.push('_');
+    }
+    delimiter
 }
 
 /// The commands that remove what [`render_shell`] built: deleting a namespace deletes
@@ -536,13 +609,14 @@ pub fn render_shell_down(p: &Plan) -> String {
     let _ = writeln!(
         s,
         "# lvslab plan --down: lab `{}`, instance `{}`",
-        p.lab, p.instance
+        in_comment(&p.lab),
+        in_comment(&p.instance)
     );
     for n in &p.namespaces {
         let _ = writeln!(
             s,
             "ip netns del {} 2>/dev/null || true",
-            p.netns_name(&n.name)
+            sh_quote(&p.netns_name(&n.name))
         );
     }
     s

@@ -200,24 +200,43 @@ fn probe_ipvs() -> Feature {
 }
 
 fn probe_nft() -> Feature {
-    let Some(binary) = crate::nft::nft_binary() else {
-        return Feature::no("nft", "nft not found: apt-get install nftables");
-    };
     let ns = match scratch("nft") {
         Ok(ns) => ns,
         Err(missing) => return missing,
     };
-    let table = "add table inet lvslab_probe\n";
-    match crate::nft::apply_nft(&ns, table).and_then(|()| crate::nft::list_nft(&ns)) {
-        Ok(listing) if listing.contains("lvslab_probe") => {
-            Feature::yes("nft", format!("{} works (nf_tables)", binary.display()))
-        }
-        Ok(_) => Feature::no("nft", "nft accepted a table but does not list it back"),
+    let installed = probe_table().and_then(|table| {
+        crate::nft::apply(&ns, &table)?;
+        Ok((crate::nft::list(&ns)?, crate::nft::expected(&table)))
+    });
+    match installed {
+        Ok((listing, want)) if listing.tables == std::slice::from_ref(&want) => Feature::yes(
+            "nft",
+            "nf_tables takes and lists back a table over netlink (NETLINK_NETFILTER)",
+        ),
+        Ok((listing, _)) => Feature::no(
+            "nft",
+            format!("nf_tables accepted a table but lists back something else:\n{listing}"),
+        ),
         Err(e) => Feature::no(
             "nft",
-            format!("nft is installed but failed ({e}): kernel needs CONFIG_NF_TABLES"),
+            format!("nf_tables over netlink failed ({e}): the kernel needs CONFIG_NF_TABLES"),
         ),
     }
+}
+
+/// A small table with a base chain and a rule, as NAT rules and the engine use them.
+fn probe_table() -> crate::Result<crate::nft::Table> {
+    use crate::nft::{BaseChain, Chain, Family, Match, Name, Rule, Statement, Table};
+    let rule = Rule::new(vec![Match::IpProtocol(17)], Statement::Accept)?;
+    Table::new(
+        Family::Ip,
+        Name::new("lvslab_probe")?,
+        vec![Chain::new(
+            Name::new("postrouting")?,
+            Some(BaseChain::srcnat()),
+            vec![rule],
+        )],
+    )
 }
 
 fn probe_af_packet() -> Feature {

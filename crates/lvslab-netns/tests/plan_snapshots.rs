@@ -21,7 +21,8 @@ fn check(lab: &str, params: &[(&str, &str)], decap: DecapImpl, file: &str) {
             decap,
             run: None,
         },
-    );
+    )
+    .unwrap_or_else(|e| panic!("plan of {lab}: {e}"));
     let text = format!(
         "{}# --- down ---\n{}",
         render_shell(&plan),

@@ -12,9 +12,8 @@ use std::time::Duration;
 use lvslab_netns::named::{
     create_mount_point, prepare, publish, remove_owned, NamedNs, PublishError, Removal,
 };
-use lvslab_netns::{
-    apply_nft, get_sysctl, list_nft, probe, set_sysctl, snapshot, Error, MacAddr, Netns,
-};
+use lvslab_netns::nft::{self, BaseChain, Chain, ChainType, Family, Hook, Name, Policy};
+use lvslab_netns::{get_sysctl, probe, set_sysctl, snapshot, Error, MacAddr, Netns};
 
 fn require_root() {
     assert!(
@@ -219,14 +218,11 @@ fn lab_building_blocks_read_back_and_leave_the_root_namespace_alone() {
     assert_eq!(gw.mac, Some(mac("blocks/b/br0")));
 
     // An nft rule in b drops UDP to port 5001; port 5000 still works.
-    apply_nft(
-        &b,
-        "table inet lvslab_test {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    udp dport 5001 drop\n  }\n}\n",
-    )
-    .expect("apply nft");
-    let listing = list_nft(&b).expect("list nft");
-    assert!(listing.contains("udp dport 5001 drop"), "{listing}");
-    assert!(!list_nft(&a).expect("list a").contains("lvslab_test"));
+    let table = udp_drop_table(5001);
+    nft::apply(&b, &table).expect("apply nft table");
+    let listing = nft::list(&b).expect("list nft");
+    assert_eq!(listing.tables, [nft::expected(&table)], "{listing}");
+    assert!(nft::list(&a).expect("list a").is_empty());
     let blocked = b
         .run(|| UdpSocket::bind("198.51.100.1:5001"))
         .expect("run in b")
@@ -242,11 +238,39 @@ fn lab_building_blocks_read_back_and_leave_the_root_namespace_alone() {
     client.send_to(b"y", "198.51.100.1:5000").expect("send");
     assert_eq!(server.recv_from(&mut buf).expect("5000 still open").0, 1);
 
-    // A bad ruleset fails with nft's own message.
-    match apply_nft(&b, "this is not nft syntax\n") {
-        Err(Error::Nft { stderr, .. }) => assert!(stderr.contains("syntax"), "{stderr}"),
-        other => panic!("expected an nft error, got {other:?}"),
+    // A refused transaction names the refused command and leaves the old table: NAT
+    // has no forward hook.
+    let forward = BaseChain {
+        chain_type: ChainType::Nat,
+        hook: Hook::Forward,
+        priority: 0,
+        policy: Policy::Accept,
+    };
+    let mut chains = table.chains().to_vec();
+    chains.push(Chain::new(
+        Name::new("forward").expect("name"),
+        Some(forward),
+        vec![],
+    ));
+    let refused = nft::Table::new(
+        Family::Inet,
+        Name::new("lvslab_test").expect("name"),
+        chains,
+    )
+    .expect("table");
+    match nft::apply(&b, &refused) {
+        Err(Error::NftTransaction {
+            command, source, ..
+        }) => {
+            assert_eq!(command, "add chain inet lvslab_test forward");
+            assert_eq!(source.raw_os_error(), Some(libc::EOPNOTSUPP), "{source}");
+        }
+        other => panic!("expected a refused transaction, got {other:?}"),
     }
+    assert_eq!(
+        nft::list(&b).expect("list b").tables,
+        [nft::expected(&table)]
+    );
 
     // Teardown by dropping everything; then the root namespace must be as it was.
     drop((
@@ -260,6 +284,36 @@ fn lab_building_blocks_read_back_and_leave_the_root_namespace_alone() {
         diff.join("\n")
     );
     assert_eq!(before, after);
+}
+
+/// `table inet lvslab_test { chain input { type filter hook input priority 0; udp dport
+/// PORT drop } }`.
+fn udp_drop_table(port: u16) -> nft::Table {
+    let rule = nft::Rule::new(
+        vec![nft::Match::Port {
+            protocol: lvslab_spec::lb::Protocol::Udp,
+            field: nft::PortField::Dport,
+            port,
+        }],
+        nft::Statement::Drop,
+    )
+    .expect("rule");
+    let input = BaseChain {
+        chain_type: ChainType::Filter,
+        hook: Hook::Input,
+        priority: 0,
+        policy: Policy::Accept,
+    };
+    nft::Table::new(
+        Family::Inet,
+        Name::new("lvslab_test").expect("name"),
+        vec![Chain::new(
+            Name::new("input").expect("name"),
+            Some(input),
+            vec![rule],
+        )],
+    )
+    .expect("table")
 }
 
 #[test]
@@ -506,7 +560,8 @@ fn root_namespace_is_never_modified() {
             .add_veth("x0", mac("x0"), &root, "x1", mac("x1"))
             .err(),
         set_sysctl(&root, "net.ipv4.ip_forward", "1").err(),
-        apply_nft(&root, "add table inet lvslab_bad\n").err(),
+        nft::apply(&root, &udp_drop_table(1)).err(),
+        nft::delete_table(&root, Family::Inet, &Name::new("lvslab_bad").expect("name")).err(),
     ];
     for (i, err) in refused.into_iter().enumerate() {
         assert!(
@@ -682,12 +737,8 @@ fn probe_reports_every_feature_consistently() {
     for must in ["root", "netns", "veth", "bridge", "af_packet"] {
         assert!(get(must).available, "{must}: {}", get(must).detail);
     }
-    assert_eq!(
-        get("nft").available,
-        lvslab_netns::nft::nft_binary().is_some(),
-        "{}",
-        get("nft").detail
-    );
+    // nf_tables is in every kernel these tests run on; the probe needs no nft program.
+    assert!(get("nft").available, "{}", get("nft").detail);
     assert_eq!(
         get("tun").available,
         std::path::Path::new("/dev/net/tun").exists(),

@@ -72,7 +72,7 @@ fn exercise(
         && lab
             .services
             .iter()
-            .any(|s| kernel_fullnat_ruleset(s).is_some())
+            .any(|s| matches!(kernel_fullnat_ruleset(s), Ok(Some(_))))
     {
         out.log.push(KERNEL_FULLNAT_NOTE.to_string());
     }

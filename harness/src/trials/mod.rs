@@ -214,7 +214,11 @@ pub fn collect(labs_dir: &Path) -> Vec<TrialSpec> {
                         decap,
                     },
                 );
-                let skip = skip_reason(kind, &lab, &p, &features, root);
+                // A lab the planner refuses is a failing trial (running it says why).
+                let skip = p
+                    .as_ref()
+                    .ok()
+                    .and_then(|p| skip_reason(kind, &lab, p, &features, root));
                 out.push(TrialSpec {
                     name: trial_name(kind, &lab.name, &params),
                     kind,
@@ -352,6 +356,10 @@ fn run_here(spec: &TrialSpec, out: &mut TrialOutcome) {
             run: Some(run_tag().to_string()),
         },
     );
+    let p = match p {
+        Ok(p) => p,
+        Err(e) => return out.fail(Failure::new(Check::Setup, format!("plan: {e}"))),
+    };
     out.log.push(format!(
         "plan: {} namespaces, {} steps, decapsulation {:?}; needs {}",
         p.namespaces.len(),

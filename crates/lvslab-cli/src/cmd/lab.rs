@@ -68,7 +68,7 @@ pub fn plan(
             decap: DecapImpl::for_dataplane(dataplane),
             run: None,
         },
-    );
+    )?;
     if json {
         println!("{}", serde_json::to_string_pretty(&p)?);
     } else if down {

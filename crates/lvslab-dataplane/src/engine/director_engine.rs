@@ -20,14 +20,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use lvslab_netns::{apply_nft, Netns, NsHandle};
+use lvslab_netns::{nft, Netns, NsHandle};
 use lvslab_spec::lb::{ForwardMethod, LoadBalancer, Protocol};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::icmp::{flow_of_icmp_error, port_unreachable, RELAYED_ERRORS};
 use super::route::{arp_request, NeighbourCache, NextHop, Resolution, RouteTable};
 use super::sys::{PacketSocket, Received, RxBatch, TxQueue, ETH_P_ALL};
-use super::view::{delete_ruleset, director_ruleset, ServiceView};
+use super::view::{director_ruleset, table_name, ServiceView};
 use super::{EngineError, EngineOptions, EngineStats};
 use crate::conn::{ConnId, TcpFlags};
 use crate::director::{Director, FlowKey, ReplyVerdict, Verdict as Decision};
@@ -153,8 +153,9 @@ impl DirectorEngine {
             }
         })?);
         let names: Vec<String> = ifaces.iter().map(|i| i.name.clone()).collect();
-        let ruleset = director_ruleset(&view, &names, &local);
-        apply_nft(ns, &ruleset).map_err(netns_err("install nft netdev table lvslab_engine"))?;
+        let ruleset = director_ruleset(&view, &names, &local)
+            .map_err(netns_err("nft table for the interfaces"))?;
+        nft::apply(ns, &ruleset).map_err(netns_err("install nft netdev table lvslab_engine"))?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Mutex::new(EngineStats::default()));
@@ -261,7 +262,7 @@ struct Worker {
     neigh: NeighbourCache,
     director: Arc<Mutex<Director>>,
     view: ServiceView,
-    ruleset: String,
+    ruleset: nft::Table,
     stats: EngineStats,
     shared: Arc<Mutex<EngineStats>>,
     clock: Instant,
@@ -331,7 +332,7 @@ impl Worker {
             }
         }
         self.flush();
-        if let Err(e) = apply_nft(&self.ns, &delete_ruleset()) {
+        if let Err(e) = nft::delete_table(&self.ns, nft::Family::Netdev, &table_name()) {
             tracing::warn!("{}: remove nft table lvslab_engine: {e}", self.node);
         }
         self.publish();
@@ -353,15 +354,18 @@ impl Worker {
             if view != self.view {
                 self.view = view;
                 let names: Vec<String> = self.ifaces.iter().map(|i| i.name.clone()).collect();
-                let ruleset = director_ruleset(&self.view, &names, &self.local);
-                if ruleset != self.ruleset {
-                    match apply_nft(&self.ns, &ruleset) {
-                        Ok(()) => {
-                            self.ruleset = ruleset;
-                            self.stats.nft_updates += 1;
+                match director_ruleset(&self.view, &names, &self.local) {
+                    Ok(ruleset) if ruleset != self.ruleset => {
+                        match nft::apply(&self.ns, &ruleset) {
+                            Ok(()) => {
+                                self.ruleset = ruleset;
+                                self.stats.nft_updates += 1;
+                            }
+                            Err(e) => tracing::warn!("{}: update nft table: {e}", self.node),
                         }
-                        Err(e) => tracing::warn!("{}: update nft table: {e}", self.node),
                     }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("{}: build nft table: {e}", self.node),
                 }
             }
         }

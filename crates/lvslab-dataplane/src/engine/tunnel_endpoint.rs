@@ -19,13 +19,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use lvslab_netns::{apply_nft, Netns};
+use lvslab_netns::{nft, Netns};
 use lvslab_spec::model::Encap;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::director_engine::lock;
 use super::sys::{PacketSocket, ETH_P_ALL};
-use super::view::{delete_ruleset, endpoint_ruleset};
+use super::view::{endpoint_ruleset, table_name};
 use super::{EndpointStats, EngineError};
 use crate::packet::{parse_frame, Payload};
 use crate::rewrite::tun_decapsulate;
@@ -92,7 +92,9 @@ impl TunnelEndpoint {
                 source,
             })?;
         let ip_proto = encap.ip_protocol();
-        apply_nft(ns, &endpoint_ruleset(iface, ip_proto, &addrs))
+        let table = endpoint_ruleset(iface, ip_proto, &addrs)
+            .map_err(netns_err(format!("nft table for interface {iface}")))?;
+        nft::apply(ns, &table)
             .map_err(netns_err("install nft netdev table lvslab_engine".into()))?;
         let own_ns = ns
             .try_clone()
@@ -111,7 +113,7 @@ impl TunnelEndpoint {
                     stats: EndpointStats::default(),
                 };
                 ep.run(&stop_flag, &shared);
-                if let Err(e) = apply_nft(&own_ns, &delete_ruleset()) {
+                if let Err(e) = nft::delete_table(&own_ns, nft::Family::Netdev, &table_name()) {
                     tracing::warn!("{label}: remove nft table lvslab_engine: {e}");
                 }
             })

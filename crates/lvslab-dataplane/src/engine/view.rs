@@ -1,11 +1,14 @@
 //! What the engine takes from the namespace's stack: a snapshot of the configured services
 //! (which frames are requests, which are replies, which addresses ARP is answered for), and
-//! the nft `netdev` ingress rules that keep those frames from the kernel.
+//! the nft `netdev` ingress table that keeps those frames from the kernel.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 
+use lvslab_netns::nft::{
+    BaseChain, Chain, Family, IfName, Ipv4Prefix, Match, Name, PayloadBase, PortField, Rule,
+    Statement, Table,
+};
 use lvslab_spec::lb::{ForwardMethod, Protocol, ServiceKey, ServiceStatus};
 
 use crate::packet::frame::QuotedPacket;
@@ -150,121 +153,168 @@ impl ServiceView {
     }
 }
 
-/// The nft match for an ICMP error relayed by IPVS (`ip_vs_{in,out}_icmp` handle only these
-/// types) quoting an option-less IPv4 header of protocol `proto`. The quoted header starts
-/// 8 bytes into the ICMP message, so the raw `@th` offsets (in bits) are: IHL/version at 64,
-/// protocol at 136, source at 160, destination at 192, quoted ports at 224 and 240.
-fn icmp_error_quoting(proto: u8) -> String {
-    format!(
-        "icmp type {{ destination-unreachable, source-quench, time-exceeded }} \
-         @th,64,8 0x45 @th,136,8 {proto}"
-    )
+/// The engine's table name, as the nft model takes it.
+pub fn table_name() -> Name {
+    Name::new(NFT_TABLE).expect("NFT_TABLE is a valid nft name")
 }
 
-fn proto_name(proto: u8) -> &'static str {
-    if proto == Protocol::Udp.number() {
-        "udp"
-    } else {
-        "tcp"
-    }
+/// ICMP types whose errors IPVS relays (`ip_vs_{in,out}_icmp` handle only these):
+/// destination unreachable, source quench, time exceeded.
+const RELAYED_ICMP_ERRORS: [u8; 3] = [3, 4, 11];
+
+/// The matches for an ICMP error relayed by IPVS quoting an option-less IPv4 header of
+/// protocol `proto`. The quoted header starts 8 bytes into the ICMP message, so the raw
+/// `@th` offsets (in bits) are: IHL/version at 64, protocol at 136, source at 160,
+/// destination at 192, quoted ports at 224 and 240.
+fn icmp_error_quoting(proto: u8) -> Vec<Match> {
+    vec![
+        Match::IcmpType(RELAYED_ICMP_ERRORS.into_iter().collect()),
+        raw(64, 8, 0x45),
+        raw(136, 8, u64::from(proto)),
+    ]
 }
 
-fn set(addrs: &[Ipv4Addr]) -> String {
-    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-    format!("{{ {} }}", list.join(", "))
+/// `@th,OFFSET,LEN VALUE`; every call passes constants or values that fit their width.
+fn raw(offset: u32, len: u32, value: u64) -> Match {
+    Match::raw(PayloadBase::Transport, offset, len, value)
+        .expect("the engine's raw matches fit their widths")
 }
 
-/// The director's ruleset: per interface an ingress chain dropping exactly the frames the
+fn host(addr: Ipv4Addr) -> Ipv4Prefix {
+    Ipv4Prefix::host(addr)
+}
+
+fn drop_rule(matches: Vec<Match>) -> Result<Rule, lvslab_netns::Error> {
+    Rule::new(matches, Statement::Drop)
+}
+
+/// The director's table: per interface an ingress chain dropping exactly the frames the
 /// engine handles (AF_PACKET has already seen them), so the namespace's own stack neither
-/// answers nor forwards them. Replaces any previous version of the table in one batch.
-pub fn director_ruleset(view: &ServiceView, ifaces: &[String], local: &[Ipv4Addr]) -> String {
+/// answers nor forwards them. [`lvslab_netns::nft::apply`] replaces any previous version
+/// of the table in one transaction.
+pub fn director_ruleset(
+    view: &ServiceView,
+    ifaces: &[String],
+    local: &[Ipv4Addr],
+) -> Result<Table, lvslab_netns::Error> {
     let mut rules = Vec::new();
-    for &(proto, vip, port) in &view.services {
-        let p = proto_name(proto);
-        rules.push(if port == 0 {
-            format!("ip daddr {vip} ip protocol {p} drop")
-        } else {
-            format!("ip daddr {vip} {p} dport {port} drop")
-        });
-    }
-    for &(proto, rip, port) in &view.nat_reals {
-        let p = proto_name(proto);
-        let not_local = if local.is_empty() {
-            String::new()
-        } else {
-            format!(" ip daddr != {}", set(local))
+    // Every entry is TCP or UDP (`from_listing` keeps only those); one that were not
+    // is left to the kernel rather than dropped by a rule without its port.
+    let port = |proto: u8, field, port| {
+        Protocol::from_number(proto).map(|protocol| Match::Port {
+            protocol,
+            field,
+            port,
+        })
+    };
+    for &(proto, vip, p) in &view.services {
+        let daddr = Match::Daddr {
+            prefix: host(vip),
+            negate: false,
         };
-        rules.push(format!("ip saddr {rip} {p} sport {port}{not_local} drop"));
+        if p == 0 {
+            rules.push(drop_rule(vec![daddr, Match::IpProtocol(proto)])?);
+        } else if let Some(dport) = port(proto, PortField::Dport, p) {
+            rules.push(drop_rule(vec![daddr, dport])?);
+        }
     }
-    for &((proto, rip, port), lip) in &view.fullnat_reals {
-        let p = proto_name(proto);
-        rules.push(format!(
-            "ip saddr {rip} ip daddr {lip} {p} sport {port} drop"
-        ));
+    for &(proto, rip, p) in &view.nat_reals {
+        let Some(sport) = port(proto, PortField::Sport, p) else {
+            continue;
+        };
+        let saddr = Match::Saddr {
+            prefix: host(rip),
+            negate: false,
+        };
+        let mut m = vec![saddr, sport];
+        if !local.is_empty() {
+            m.push(Match::DaddrIn {
+                addrs: local.iter().copied().collect(),
+                negate: true,
+            });
+        }
+        rules.push(drop_rule(m)?);
+    }
+    for &((proto, rip, p), lip) in &view.fullnat_reals {
+        let Some(sport) = port(proto, PortField::Sport, p) else {
+            continue;
+        };
+        let saddr = Match::Saddr {
+            prefix: host(rip),
+            negate: false,
+        };
+        let daddr = Match::Daddr {
+            prefix: host(lip),
+            negate: false,
+        };
+        rules.push(drop_rule(vec![saddr, daddr, sport])?);
     }
     // ICMP errors about the engine's connections: the kernel would forward (or swallow)
     // them untranslated. Quoted destination = a real server: from the real server's side;
     // quoted source = a virtual service: from the client's side.
-    for (proto, rip, port) in view.translated_reals() {
-        let mut rule = format!(
-            "{} @th,192,32 {:#010x}",
-            icmp_error_quoting(proto),
-            u32::from(rip)
-        );
-        if port != 0 {
-            let _ = write!(rule, " @th,240,16 {port}");
+    for (proto, rip, p) in view.translated_reals() {
+        let mut m = icmp_error_quoting(proto);
+        m.push(raw(192, 32, u64::from(u32::from(rip))));
+        if p != 0 {
+            m.push(raw(240, 16, u64::from(p)));
         }
-        rules.push(format!("{rule} drop"));
+        rules.push(drop_rule(m)?);
     }
-    for &(proto, vip, port) in &view.translated_services {
-        let mut rule = format!(
-            "{} @th,160,32 {:#010x}",
-            icmp_error_quoting(proto),
-            u32::from(vip)
-        );
-        if port != 0 {
-            let _ = write!(rule, " @th,224,16 {port}");
+    for &(proto, vip, p) in &view.translated_services {
+        let mut m = icmp_error_quoting(proto);
+        m.push(raw(160, 32, u64::from(u32::from(vip))));
+        if p != 0 {
+            m.push(raw(224, 16, u64::from(p)));
         }
-        rules.push(format!("{rule} drop"));
+        rules.push(drop_rule(m)?);
     }
-    ruleset(ifaces, &rules)
+    ingress_table(ifaces, &rules)
 }
 
-/// The tunnel endpoint's ruleset: tunnelled packets (`ip_proto`: 4 IPIP, 47 GRE) to the
+/// The tunnel endpoint's table: tunnelled packets (`ip_proto`: 4 IPIP, 47 GRE) to the
 /// real server's addresses are dropped before its kernel, which has no ipip/gre and would
 /// answer "protocol unreachable".
-pub fn endpoint_ruleset(iface: &str, ip_proto: u8, addrs: &[Ipv4Addr]) -> String {
-    let rule = format!("ip daddr {} ip protocol {ip_proto} drop", set(addrs));
-    ruleset(&[iface.to_string()], &[rule])
+pub fn endpoint_ruleset(
+    iface: &str,
+    ip_proto: u8,
+    addrs: &[Ipv4Addr],
+) -> Result<Table, lvslab_netns::Error> {
+    let rule = drop_rule(vec![
+        Match::DaddrIn {
+            addrs: addrs.iter().copied().collect(),
+            negate: false,
+        },
+        Match::IpProtocol(ip_proto),
+    ])?;
+    ingress_table(&[iface.to_string()], &[rule])
 }
 
-fn ruleset(ifaces: &[String], rules: &[String]) -> String {
-    let mut out = format!("table netdev {NFT_TABLE} {{}}\ndelete table netdev {NFT_TABLE}\n");
-    let _ = writeln!(out, "table netdev {NFT_TABLE} {{");
-    for iface in ifaces {
-        let _ = writeln!(out, "  chain ingress_{iface} {{");
-        let _ = writeln!(
-            out,
-            "    type filter hook ingress device \"{iface}\" priority 0; policy accept;"
-        );
-        for r in rules {
-            let _ = writeln!(out, "    {r}");
-        }
-        let _ = writeln!(out, "  }}");
+/// One `ingress_<iface>` chain per interface (`ingress_<k>` when the interface name does
+/// not make an nft name), each with all `rules`.
+fn ingress_table(ifaces: &[String], rules: &[Rule]) -> Result<Table, lvslab_netns::Error> {
+    let mut chains = Vec::new();
+    for (k, iface) in ifaces.iter().enumerate() {
+        let name = Name::new(&format!("ingress_{iface}"))
+            .or_else(|_| Name::new(&format!("ingress_{k}")))?;
+        let device = IfName::new(iface)?;
+        chains.push(Chain::new(
+            name,
+            Some(BaseChain::ingress(device)),
+            rules.to_vec(),
+        ));
     }
-    let _ = writeln!(out, "}}");
-    out
-}
-
-/// Removes the engine's table (nothing else).
-pub fn delete_ruleset() -> String {
-    format!("table netdev {NFT_TABLE} {{}}\ndelete table netdev {NFT_TABLE}\n")
+    Table::new(Family::Netdev, table_name(), chains)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use lvslab_spec::lb::{DestConfig, DestStatus, Scheduler, ServiceConfig, Stats};
+
+    /// The table as nft syntax, for assertions on its rules.
+    fn text(table: &Result<Table, lvslab_netns::Error>) -> String {
+        lvslab_netns::nft::render::table(table.as_ref().expect("valid table"))
+    }
 
     fn status(method: ForwardMethod, rport: u16, lips: &[&str]) -> ServiceStatus {
         let key = ServiceKey::Addr {
@@ -299,16 +349,16 @@ mod tests {
         assert!(!v.is_request(17, vip, 80));
         assert!(v.is_reply(6, rip, 8080, client, &[vip]));
         assert!(!v.is_reply(6, rip, 8080, vip, &[vip]));
-        let rules = director_ruleset(&v, &["eth0".into()], &[vip]);
+        let rules = text(&director_ruleset(&v, &["eth0".into()], &[vip]));
         assert!(
             rules.contains("ip daddr 203.0.113.10 tcp dport 80 drop"),
             "{rules}"
         );
         assert!(
-            rules
-                .contains("ip saddr 172.16.20.11 tcp sport 8080 ip daddr != { 203.0.113.10 } drop"),
+            rules.contains("ip saddr 172.16.20.11 tcp sport 8080 ip daddr != 203.0.113.10 drop"),
             "{rules}"
         );
+        assert!(rules.contains("chain ingress_eth0 {"), "{rules}");
         assert!(rules.contains("hook ingress device \"eth0\""), "{rules}");
     }
 
@@ -319,8 +369,11 @@ mod tests {
         let lip: Ipv4Addr = "10.10.0.101".parse().expect("addr");
         assert!(v.arp_addresses.contains(&lip));
         assert!(v.is_reply(6, "172.16.20.11".parse().expect("addr"), 8080, lip, &[]));
-        let rules = director_ruleset(&v, &["eth1".into()], &[]);
-        assert!(rules.contains("ip saddr 172.16.20.11 ip daddr 10.10.0.101 tcp sport 8080 drop"));
+        let rules = text(&director_ruleset(&v, &["eth1".into()], &[]));
+        assert!(
+            rules.contains("ip saddr 172.16.20.11 ip daddr 10.10.0.101 tcp sport 8080 drop"),
+            "{rules}"
+        );
     }
 
     fn quoted(src: &str, sport: u16, dst: &str, dport: u16) -> QuotedPacket {
@@ -347,14 +400,19 @@ mod tests {
         // From the client's side: quotes VIP:vport → CIP:cport.
         assert!(v.is_icmp_error_about_service(&quoted("203.0.113.10", 80, "198.51.100.1", 40000)));
         assert!(!v.is_icmp_error_about_service(&quoted("198.51.100.1", 40000, "172.16.20.11", 22)));
-        let rules = director_ruleset(&v, &["eth0".into()], &[]);
-        // 172.16.20.11 = 0xac10140b, 203.0.113.10 = 0xcb00710a.
+        let rules = text(&director_ruleset(&v, &["eth0".into()], &[]));
+        // 172.16.20.11 = 0xac10140b, 203.0.113.10 = 0xcb00710a; 8080 = 0x1f90, 80 = 0x50.
+        let quoting = "icmp type { 3, 4, 11 } @th,64,8 0x45 @th,136,8 0x6";
         assert!(
-            rules.contains("@th,136,8 6 @th,192,32 0xac10140b @th,240,16 8080 drop"),
+            rules.contains(&format!(
+                "{quoting} @th,192,32 0xac10140b @th,240,16 0x1f90 drop"
+            )),
             "{rules}"
         );
         assert!(
-            rules.contains("@th,136,8 6 @th,160,32 0xcb00710a @th,224,16 80 drop"),
+            rules.contains(&format!(
+                "{quoting} @th,160,32 0xcb00710a @th,224,16 0x50 drop"
+            )),
             "{rules}"
         );
     }
@@ -363,17 +421,41 @@ mod tests {
     fn icmp_errors_about_dr_services_stay_with_the_kernel() {
         let v = ServiceView::from_listing(&[status(ForwardMethod::Dr, 80, &[])]);
         assert!(!v.is_icmp_error_about_service(&quoted("203.0.113.10", 80, "198.51.100.1", 40000)));
-        let rules = director_ruleset(&v, &["eth0".into()], &[]);
+        let rules = text(&director_ruleset(&v, &["eth0".into()], &[]));
         assert!(!rules.contains("icmp"), "{rules}");
     }
 
     #[test]
     fn endpoint_rules_drop_only_the_tunnel_protocol() {
-        let r = endpoint_ruleset("eth0", 47, &["198.51.100.1".parse().expect("addr")]);
+        let r = text(&endpoint_ruleset(
+            "eth0",
+            47,
+            &["198.51.100.1".parse().expect("addr")],
+        ));
         assert!(
-            r.contains("ip daddr { 198.51.100.1 } ip protocol 47 drop"),
+            r.contains("ip daddr 198.51.100.1 ip protocol 47 drop"),
             "{r}"
         );
-        assert!(r.starts_with("table netdev lvslab_engine {}\ndelete table"));
+        assert!(r.starts_with("table netdev lvslab_engine {"), "{r}");
+        let two = ["198.51.100.1", "198.51.100.2"].map(|a| a.parse().expect("addr"));
+        let r = text(&endpoint_ruleset("eth0", 4, &two));
+        assert!(
+            r.contains("ip daddr { 198.51.100.1, 198.51.100.2 } ip protocol 4 drop"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn interfaces_nft_cannot_name_get_numbered_chains_or_an_error() {
+        let v = ServiceView::from_listing(&[status(ForwardMethod::Nat, 8080, &[])]);
+        let rules = text(&director_ruleset(
+            &v,
+            &["eth0".into(), "veth@1".into()],
+            &[],
+        ));
+        assert!(rules.contains("chain ingress_1 {"), "{rules}");
+        assert!(rules.contains("device \"veth@1\""), "{rules}");
+        let err = director_ruleset(&v, &["bad\"name".into()], &[]).expect_err("unquotable");
+        assert!(err.to_string().contains("bad\\\"name"), "{err}");
     }
 }

@@ -110,7 +110,7 @@ ip -n lvslab-dr-rs3 route add default via 192.168.80.254
 ip netns exec lvslab-dr-isp nft -f - <<'NFT'
 table ip lvslab {
 	chain postrouting {
-		type nat hook postrouting priority srcnat; policy accept;
+		type nat hook postrouting priority 100; policy accept;
 		ip saddr 192.168.10.0/24 oifname "eth1" masquerade
 	}
 }
@@ -118,7 +118,7 @@ NFT
 ip netns exec lvslab-dr-firewall nft -f - <<'NFT'
 table ip lvslab {
 	chain prerouting {
-		type nat hook prerouting priority dstnat; policy accept;
+		type nat hook prerouting priority -100; policy accept;
 		ip daddr 198.51.100.2 tcp dport 80 dnat to 192.168.80.66:80
 	}
 }

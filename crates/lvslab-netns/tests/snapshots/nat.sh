@@ -98,7 +98,7 @@ ip -n lvslab-nat-rs3 route add default via 192.168.80.10
 ip netns exec lvslab-nat-isp nft -f - <<'NFT'
 table ip lvslab {
 	chain postrouting {
-		type nat hook postrouting priority srcnat; policy accept;
+		type nat hook postrouting priority 100; policy accept;
 		ip saddr 192.168.10.0/24 oifname "eth1" masquerade
 	}
 }
@@ -106,7 +106,7 @@ NFT
 ip netns exec lvslab-nat-firewall nft -f - <<'NFT'
 table ip lvslab {
 	chain prerouting {
-		type nat hook prerouting priority dstnat; policy accept;
+		type nat hook prerouting priority -100; policy accept;
 		ip daddr 198.51.100.2 tcp dport 80 dnat to 192.168.80.10:80
 		ip daddr 198.51.100.2 udp dport 53 dnat to 192.168.80.10:53
 	}

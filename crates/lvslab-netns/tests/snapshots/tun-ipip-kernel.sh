@@ -87,7 +87,7 @@ ip -n lvslab-tun-rs2 route add default via 203.0.113.254
 ip netns exec lvslab-tun-router nft -f - <<'NFT'
 table ip lvslab {
 	chain postrouting {
-		type nat hook postrouting priority srcnat; policy accept;
+		type nat hook postrouting priority 100; policy accept;
 		ip saddr 192.168.10.0/24 ip daddr != 192.168.10.0/24 snat to 192.168.10.254
 	}
 }
