@@ -14,8 +14,8 @@ mod validate;
 pub mod vocab;
 
 pub use error::{SpecError, SpecErrors};
-pub use load::{lab_path, load_lab, parse_lab};
-pub use validate::{MAX_IFNAME, MAX_LAB_NAME, MAX_NODE_NAME};
+pub use load::{lab_path, load_lab, parse_lab, parse_lab_bytes};
+pub use validate::{MAX_IFNAME, MAX_LAB_NAME, MAX_NODE_NAME, MAX_PARAM};
 pub use vocab::{Dataplane, Encap, MacAddr, Mode};
 
 /// JSON Schema of `lab.toml`, for editors and `lvslab schema`.

@@ -14,6 +14,12 @@ pub(crate) fn device_encap(s: &str) -> Option<Encap> {
     Encap::parse(s).filter(|e| *e != Encap::Gue)
 }
 
+/// MTUs a veth accepts (ETH_MIN_MTU to ETH_MAX_MTU).
+const VETH_MTU: std::ops::RangeInclusive<u32> = 68..=65535;
+
+/// Devices the kernel makes in every namespace: a tunnel of that name cannot be created.
+const FALLBACK_DEVICES: &[&str] = &["lo", "tunl0", "gre0", "gretap0", "erspan0"];
+
 pub(crate) struct Cabled {
     /// `(node, iface)` → field path of the link end or switch port that plugs it in.
     pub plugged: HashMap<(String, String), String>,
@@ -41,10 +47,25 @@ pub(crate) fn cable(cx: &mut Ctx<'_>, file: &LabFile, node_names: &HashSet<Strin
                     "a link joins two different nodes".to_string(),
                 );
             }
+            if let Some(m) = &l.mtu {
+                if !VETH_MTU.contains(m.get_ref()) {
+                    cx.err(
+                        m,
+                        &format!("link[{i}].mtu"),
+                        format!(
+                            "a veth takes an MTU from {} to {}, not {}",
+                            VETH_MTU.start(),
+                            VETH_MTU.end(),
+                            m.get_ref()
+                        ),
+                        "1500 is Ethernet's; leave `mtu` out for the default".to_string(),
+                    );
+                }
+            }
             links.push(Link {
                 a: a.clone(),
                 b: b.clone(),
-                mtu: l.mtu,
+                mtu: l.mtu.as_ref().map(|m| *m.get_ref()),
             });
         }
     }
@@ -109,8 +130,8 @@ fn endpoint(
         cx.err(e, path, format!("unknown node `{node}`"), known(nodes));
         ok = false;
     }
-    if let Err(m) = names::ifname(iface) {
-        cx.err(e, path, m, None);
+    if let Err(r) = names::ifname(iface) {
+        cx.err(e, path, r.message, r.help);
         ok = false;
     }
     if iface == "lo" {
@@ -146,10 +167,16 @@ pub(crate) fn tunnels(
                 known(resolver.nodes),
             );
         }
-        if let Err(m) = names::ifname(t.name.get_ref()) {
-            cx.err(&t.name, &format!("{p}.name"), m, None);
-        }
-        if plugged.contains_key(&(t.node.get_ref().clone(), t.name.get_ref().clone()))
+        if let Err(r) = names::ifname(t.name.get_ref()) {
+            cx.err(&t.name, &format!("{p}.name"), r.message, r.help);
+        } else if FALLBACK_DEVICES.contains(&t.name.get_ref().as_str()) {
+            cx.err(
+                &t.name,
+                &format!("{p}.name"),
+                format!("`{}` is a device the kernel creates itself in every namespace (loopback, or the ipip/gre modules' fallback device)", t.name.get_ref()),
+                "give the tunnel its own name, e.g. `tun1`".to_string(),
+            );
+        } else if plugged.contains_key(&(t.node.get_ref().clone(), t.name.get_ref().clone()))
             || !seen_tunnels.insert((t.node.get_ref().clone(), t.name.get_ref().clone()))
         {
             cx.err(

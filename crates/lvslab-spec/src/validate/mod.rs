@@ -2,7 +2,8 @@
 //!
 //! Every check reports at the span of the offending value with the field path and what
 //! would be valid; all problems are collected, not just the first. The work is split by
-//! job: [`names`] (what the kernel accepts as a name), [`topology`] (nodes, interfaces,
+//! job: [`names`] (what the kernel accepts as a name), [`sysctl`] (keys and typed
+//! values), [`topology`] (nodes, interfaces,
 //! addresses), [`cabling`] (links, switches, tunnels), [`node`] (each node's routes,
 //! sysctls, NAT, servers), [`service`], [`traffic`] (traffic, checks, capture points);
 //! [`refs`] resolves `node:iface` references for all of them.
@@ -13,6 +14,7 @@ mod node;
 mod refs;
 mod routing;
 mod service;
+mod sysctl;
 mod topology;
 mod traffic;
 
@@ -25,7 +27,8 @@ use crate::error::{Locator, SpecError, SpecErrors};
 use crate::file::{LabFile, LabMeta};
 use crate::model::{Lab, Mode};
 
-pub use names::{MAX_IFNAME, MAX_LAB_NAME, MAX_NODE_NAME};
+pub(crate) use names::{param_name, param_value};
+pub use names::{MAX_IFNAME, MAX_LAB_NAME, MAX_NODE_NAME, MAX_PARAM};
 
 /// Where errors go while one file is validated.
 pub(crate) struct Ctx<'a> {

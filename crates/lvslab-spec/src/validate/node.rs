@@ -4,9 +4,13 @@ use super::cabling::device_encap;
 use super::refs::Resolver;
 use super::routing::{nat_rule, routes};
 use super::topology::Topology;
-use super::{names, Ctx};
+use super::{names, sysctl, Ctx};
 use crate::file::NodeFile;
 use crate::model::{Decap, Node, Role, Server, ServerKind};
+
+/// The device a TUN real server decapsulates on: the ipip module's fallback device, which
+/// exists in every namespace once the module is loaded (a lab cannot name another).
+const DECAP_DEVICE: &str = "tunl0";
 
 pub(crate) fn node(
     cx: &mut Ctx<'_>,
@@ -72,27 +76,18 @@ fn sysctls(
     let node = n.name.get_ref();
     let mut sysctls = Vec::new();
     for (k, v) in &n.sysctls {
-        let p = format!("node[{i}].sysctls.\"{}\"", k.get_ref());
-        let key = k.get_ref();
-        if !key.starts_with("net.") || key.contains('/') || key.contains("..") {
-            cx.err(
-                k,
-                &p,
-                format!("`{key}` is not a per-namespace network sysctl"),
-                "labs may set only `net.*` sysctls, which belong to the node's own namespace"
-                    .to_string(),
-            );
-        } else if let Some(rest) = key
-            .strip_prefix("net.ipv4.conf.")
-            .or_else(|| key.strip_prefix("net.ipv6.conf."))
-        {
-            if let Some((iface, _)) = rest.split_once('.') {
-                if !matches!(iface, "all" | "default") && !iface_ok(iface) {
-                    cx.err(k, &p, format!("node `{node}` has no interface `{iface}`"), "per-interface sysctls name `all`, `default`, `lo` or one of the node's interfaces".to_string());
-                }
+        let p = format!("node[{i}].sysctls.\"{}\"", names::shown(k.get_ref()));
+        let key = match sysctl::key(k.get_ref(), node, iface_ok) {
+            Ok(key) => key,
+            Err(r) => {
+                cx.err(k, &p, r.message, r.help);
+                continue;
             }
+        };
+        match sysctl::value(&key, v.get_ref()) {
+            Ok(value) => sysctls.push((k.get_ref().clone(), value)),
+            Err(r) => cx.err(v, &p, r.message, r.help),
         }
-        sysctls.push((key.clone(), v.as_string()));
     }
     sysctls
 }
@@ -115,13 +110,21 @@ fn servers(cx: &mut Ctx<'_>, resolver: &Resolver<'_>, i: usize, n: &NodeFile) ->
                 continue;
             }
         };
+        if *s.port.get_ref() == 0 {
+            cx.err(
+                &s.port,
+                &format!("{p}.port"),
+                "a server on port 0 would listen on a port the kernel picks",
+                "give the port clients connect to, e.g. 80".to_string(),
+            );
+        }
         let bind = s
             .bind
             .as_ref()
             .and_then(|b| resolver.addr(cx, b, &format!("{p}.bind")));
         servers.push(Server {
             kind,
-            port: s.port,
+            port: *s.port.get_ref(),
             bind,
         });
     }
@@ -130,8 +133,20 @@ fn servers(cx: &mut Ctx<'_>, resolver: &Resolver<'_>, i: usize, n: &NodeFile) ->
 
 fn decap(cx: &mut Ctx<'_>, i: usize, n: &NodeFile) -> Option<Decap> {
     let d = n.decap.as_ref()?;
-    if let Err(m) = names::ifname(d.device.get_ref()) {
-        cx.err(&d.device, &format!("node[{i}].decap.device"), m, None);
+    if let Err(r) = names::ifname(d.device.get_ref()) {
+        cx.err(
+            &d.device,
+            &format!("node[{i}].decap.device"),
+            r.message,
+            r.help,
+        );
+    } else if d.device.get_ref() != DECAP_DEVICE {
+        cx.err(
+            &d.device,
+            &format!("node[{i}].decap.device"),
+            format!("the decapsulation device is the kernel's `{DECAP_DEVICE}`, not `{}`", d.device.get_ref()),
+            format!("set device = \"{DECAP_DEVICE}\": the ipip module makes it in every namespace, and kernel IPVS labs receive on it"),
+        );
     }
     match device_encap(d.encap.get_ref()) {
         Some(e) => Some(Decap {

@@ -1,7 +1,7 @@
 //! A node's routes and NAT rules.
 
 use super::refs::{protocol, Resolver};
-use super::Ctx;
+use super::{names, Ctx};
 use crate::file::{NatFile, NodeFile};
 use crate::model::{NatRule, Prefix, Route};
 
@@ -37,7 +37,9 @@ pub(crate) fn routes(
             .as_ref()
             .and_then(|v| resolver.addr(cx, v, &format!("{p}.via")));
         let dev = r.dev.as_ref().map(|d| {
-            if !iface_ok(d.get_ref()) {
+            if let Err(e) = names::ifname(d.get_ref()) {
+                cx.err(d, &format!("{p}.dev"), e.message, e.help);
+            } else if !iface_ok(d.get_ref()) {
                 cx.err(
                     d,
                     &format!("{p}.dev"),
@@ -71,7 +73,9 @@ pub(crate) fn nat_rule(
         .as_ref()
         .and_then(|s| r.prefix(cx, s, &format!("{p}.not_destination")));
     let out = f.out.as_ref().map(|o| {
-        if !iface_ok(o.get_ref()) {
+        if let Err(e) = names::ifname(o.get_ref()) {
+            cx.err(o, &format!("{p}.out"), e.message, e.help);
+        } else if !iface_ok(o.get_ref()) {
             cx.err(
                 o,
                 &format!("{p}.out"),

@@ -101,10 +101,9 @@ fn addresses(
         let node = n.name.get_ref();
         for (iface, list) in &n.interfaces {
             let ip = format!("node[{i}].interfaces.{}", iface.get_ref());
-            if let Err(m) = names::ifname(iface.get_ref()) {
-                cx.err(iface, &ip, m, None);
-            }
-            if !topo.has_iface(node, iface.get_ref()) {
+            if let Err(r) = names::ifname(iface.get_ref()) {
+                cx.err(iface, &ip, r.message, r.help);
+            } else if !topo.has_iface(node, iface.get_ref()) {
                 cx.err(iface, &ip, format!("node `{node}` has no interface `{}`", iface.get_ref()),
                     "an interface exists when it is a link end or switch port (`node:iface`), a [[tunnel]], the node's decap device, or `lo`".to_string());
             }

@@ -1,6 +1,8 @@
 //! What runs on a built lab: the default traffic, the reachability checks and the
 //! capture points.
 
+use toml::Spanned;
+
 use super::refs::{known, protocol, Resolver};
 use super::topology::Topology;
 use super::Ctx;
@@ -16,12 +18,24 @@ pub(crate) fn traffic(
     resolver.node(cx, &t.from, "traffic.from");
     let to = resolver.addr(cx, &t.to, "traffic.to");
     let protocol = protocol(cx, &t.protocol, "traffic.protocol");
+    port_not_zero(cx, &t.port, "traffic.port");
     Some(Traffic {
         from: t.from.get_ref().clone(),
         to: to?,
-        port: t.port,
+        port: *t.port.get_ref(),
         protocol: protocol?,
     })
+}
+
+fn port_not_zero(cx: &mut Ctx<'_>, port: &Spanned<u16>, path: &str) {
+    if *port.get_ref() == 0 {
+        cx.err(
+            port,
+            path,
+            "port 0 cannot be connected to",
+            "give the port the server listens on, e.g. 80".to_string(),
+        );
+    }
 }
 
 pub(crate) fn checks(cx: &mut Ctx<'_>, resolver: &Resolver<'_>, files: &[CheckFile]) -> Vec<Check> {
@@ -30,7 +44,13 @@ pub(crate) fn checks(cx: &mut Ctx<'_>, resolver: &Resolver<'_>, files: &[CheckFi
         let p = format!("check[{i}]");
         resolver.node(cx, &c.from, &format!("{p}.from"));
         let to = resolver.addr(cx, &c.to, &format!("{p}.to"));
-        let kind = match (c.kind.get_ref().as_str(), c.port) {
+        if let Some(port) = &c.port {
+            port_not_zero(cx, port, &format!("{p}.port"));
+        }
+        let kind = match (
+            c.kind.get_ref().as_str(),
+            c.port.as_ref().map(|p| *p.get_ref()),
+        ) {
             ("ping", None) => Some(CheckKind::Ping),
             ("ping", Some(_)) => {
                 cx.err(
