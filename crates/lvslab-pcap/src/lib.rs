@@ -2,11 +2,12 @@
 //!
 //! capture files ([`pcapng`]) → per-frame summaries ([`decode`]) → one hop ladder per flow
 //! ([`correlate`], [`ladder`]) → findings against the forwarding-mode rules ([`rules`]) →
-//! reports ([`report`]). Pure: no root, no I/O beyond reading and writing files.
+//! reports ([`report`]); a lab's own expectations against the flows ([`expect_check`]). Pure: no root, no I/O beyond reading and writing files.
 
 pub mod correlate;
 pub mod decode;
 pub mod error;
+pub mod expect_check;
 pub mod ladder;
 pub mod pcapng;
 pub mod report;
@@ -15,6 +16,7 @@ pub mod rules;
 pub use correlate::{correlate, CorrelateOptions, Direction, Flow, Hop};
 pub use decode::{decode_capture, decode_frame, MacAddr, PacketSummary, TunnelHeader};
 pub use error::PcapError;
+pub use expect_check::CheckExpectations;
 pub use lvslab_spec::{Encap, Mode};
 pub use pcapng::{Capture, Frame, Interface, LinkType, PacketDirection, PcapngWriter};
 pub use rules::{
