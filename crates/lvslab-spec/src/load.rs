@@ -57,18 +57,28 @@ pub fn parse_lab(
     overrides: &[(String, String)],
 ) -> Result<Lab, SpecErrors> {
     let loc = Locator::new(path, text);
+    if !text.contains("${") {
+        // Nothing to substitute: one reading gives the declarations and the lab.
+        let file = lab_file(text, &loc)?;
+        let values = choose_values(path, &loc, &file.params, overrides)?;
+        return validate(path, &loc, file, values);
+    }
     // Parameters are declared in the file itself, so read the declarations first from the
     // raw text (they contain no `${…}`), then substitute and read the whole file.
     let params = declared_params(text, &loc)?;
     let values = choose_values(path, &loc, &params, overrides)?;
     let (substituted, edits) = substitute(text, &values, &loc)?;
     let loc = Locator::with_edits(path, text, edits);
-    let file: LabFile = toml::from_str(&substituted).map_err(|e| {
+    let file = lab_file(&substituted, &loc)?;
+    validate(path, &loc, file, values)
+}
+
+fn lab_file(text: &str, loc: &Locator<'_>) -> Result<LabFile, SpecErrors> {
+    toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let msg = e.message().trim().to_string();
         SpecErrors(vec![loc.error(span, "", msg, toml_help(e.message()))])
-    })?;
-    validate(path, &loc, file, values)
+    })
 }
 
 fn toml_help(msg: &str) -> Option<String> {
