@@ -92,6 +92,7 @@ pub struct NodeFile {
     #[schemars(with = "String")]
     pub role: SpannedStr,
     /// Addresses per interface, e.g. `{ eth0 = ["192.168.80.11/24"], lo = ["192.168.80.66/32"] }`.
+    /// Interface names are 1 to 15 letters, digits, `_`, `.` or `-`, not starting with `-`.
     /// Every interface named here must be a link end, switch port, tunnel, `lo`, or the
     /// node's decapsulation device.
     #[serde(default)]
@@ -100,7 +101,10 @@ pub struct NodeFile {
     /// Routes of the main table.
     #[serde(default)]
     pub routes: Vec<RouteFile>,
-    /// Per-namespace sysctls, e.g. `{ "net.ipv4.ip_forward" = "1" }`.
+    /// Per-namespace sysctls, e.g. `{ "net.ipv4.ip_forward" = 1 }`: `net.` keys; in
+    /// `net.ipv4.conf.<iface>.…` the interface is one of the node's, `all` or `default`.
+    /// Values are checked against the kernel's ranges (`rp_filter` 0–2, `arp_ignore` 0–8,
+    /// …); other keys take 32-bit integers separated by single spaces.
     #[serde(default)]
     #[schemars(with = "IndexMap<String, String>")]
     pub sysctls: IndexMap<SpannedStr, Spanned<SysctlValue>>,
@@ -201,7 +205,8 @@ pub struct DecapFile {
     /// Encapsulation received: `ipip` or `gre`.
     #[schemars(with = "String")]
     pub encap: SpannedStr,
-    /// Device that holds the VIP and receives the inner packets (the article's `tunl0`).
+    /// Device that holds the VIP and receives the inner packets: `tunl0`, the ipip
+    /// module's own device (the article's).
     #[schemars(with = "String")]
     pub device: SpannedStr,
 }
