@@ -26,16 +26,16 @@ use lvslab_netns::apply::LabInstance;
 use lvslab_netns::capture::{CaptureSet, Captured};
 use lvslab_netns::plan::mac_of;
 use lvslab_pcap::decode::{L4Summary, TcpFlags};
+use lvslab_pcap::expect_check::CheckExpectations;
 use lvslab_pcap::rules::{Director, RealServer, Roles};
 use lvslab_pcap::FlowView;
 use lvslab_pcap::{
     check_distribution, correlate, decode_capture, ladder, rules, Analysis, Capture,
-    CorrelateOptions, Direction, FieldDiff, Finding, Flow,
+    CorrelateOptions, FieldDiff, Finding, Flow,
 };
 use lvslab_spec::lb::ServiceKey;
-use lvslab_spec::model::{Lab, NatRule, Role};
+use lvslab_spec::model::{Lab, NatRule};
 use lvslab_spec::MacAddr;
-use lvslab_spec::{SpecError, SpecErrors};
 use serde::{Deserialize, Serialize};
 
 use crate::trials::TrialSpec;
@@ -50,8 +50,8 @@ pub const CAPTURE_FILE: &str = "capture.pcapng";
 /// The trial's packet results, in its capture directory.
 pub const REPORT_FILE: &str = "packets.json";
 
-/// The lab's own packet expectations, beside its `lab.toml`.
-pub const EXPECT_FILE: &str = "expect.toml";
+/// The lab's own packet expectations (parsed by lvslab-spec, checked by lvslab-pcap).
+pub use lvslab_spec::expect::{Expectations, EXPECT_FILE};
 
 /// How long draining waits for frames still in flight after the last request.
 const SETTLE: Duration = Duration::from_millis(300);
@@ -63,9 +63,6 @@ const QUIET_BEFORE_ARMING: Duration = Duration::from_millis(200);
 /// Flows kept in a report besides those with findings: enough to show a healthy ladder
 /// without making the HTML report one long table.
 const SAMPLE_FLOWS: usize = 3;
-
-/// Findings one expectation reports before it only counts the rest.
-const MAX_FINDINGS_PER_EXPECTATION: usize = 5;
 
 static CAPTURE_ROOT: Mutex<Option<PathBuf>> = Mutex::new(None);
 
@@ -202,18 +199,6 @@ fn mac(instance: &str, node: &str, iface: &str) -> MacAddr {
     mac_of(instance, node, iface)
 }
 
-fn role_rank(r: Role) -> u8 {
-    match r {
-        Role::Client => 0,
-        Role::Router => 1,
-        Role::Firewall => 2,
-        Role::Director => 3,
-        Role::RealServer => 4,
-    }
-}
-
-/// Capture points of a lab, client side first: every interface of every node but `lo`
-/// (tunnel and decapsulation devices included).
 /// The device on which a TUN-mode real server's decapsulated packets appear: its decap
 /// device (which holds the VIP), except on kernel IPVS with GRE, where the kernel's
 /// fallback device `gre0` receives them (`decap` in expect.toml names it).
@@ -227,28 +212,9 @@ pub fn decap_receive_device(lab: &Lab, d: Dataplane) -> Option<String> {
 
 /// The lab's capture points, client side first: those its `[capture]` declares
 /// (`node:*` standing for every interface of the node), else every interface of every
-/// node but `lo`.
+/// node but `lo` ([`Lab::points_to_capture`]).
 pub fn capture_points(lab: &Lab) -> Vec<String> {
-    let mut nodes: Vec<_> = lab.nodes.iter().collect();
-    nodes.sort_by_key(|n| role_rank(n.role));
-    let declared = |node: &str, iface: &str| match &lab.capture_points {
-        None => iface != "lo",
-        Some(points) => points
-            .iter()
-            .any(|e| e.node == node && (e.iface == iface || (e.iface == "*" && iface != "lo"))),
-    };
-    let mut out = Vec::new();
-    for n in nodes {
-        let mut ifaces = lab.node_interfaces(&n.name);
-        ifaces.push("lo".to_string());
-        for iface in ifaces {
-            let p = format!("{}:{iface}", n.name);
-            if declared(&n.name, &iface) && !out.contains(&p) {
-                out.push(p);
-            }
-        }
-    }
-    out
+    lab.points_to_capture()
 }
 
 /// Which of `node`'s interfaces reaches `to`: the one whose subnet holds it, else the one
@@ -447,19 +413,10 @@ impl TrialCapture {
             .map_or(instance.as_str(), |(_, k)| k);
         let dir = capture_root().join(key).join(d.name());
         let roles = roles(lab, instance)?;
-        let expect_path = lab
-            .source
-            .parent()
-            .map(|p| p.join(EXPECT_FILE))
-            .unwrap_or_else(|| PathBuf::from(EXPECT_FILE));
-        let mut expect =
-            Expectations::load(&expect_path, lab, instance).map_err(|e| e.to_string())?;
+        let mut expect = Expectations::load(&Expectations::path_for(lab), lab, instance)
+            .map_err(|e| e.to_string())?;
         if let (Some(e), Some(dev)) = (expect.as_mut(), decap_receive_device(lab, d)) {
-            for h in &mut e.hops {
-                if let Some(nodes) = h.point.strip_suffix(":decap") {
-                    h.point = format!("{nodes}:{dev}");
-                }
-            }
+            e.receive_decap_on(&dev);
         }
         clear_dir(&dir)?;
         // Let the closing segments of connections made before (the lab's checks) pass
@@ -761,7 +718,7 @@ pub fn check_capture(
         findings.extend(check_distribution(&analysis.outcome, want, roles));
     }
     if let Some(e) = expect {
-        let (n, f) = e.check(&analysis);
+        let (n, f) = CheckExpectations::check(e, &analysis);
         hops_checked += n;
         findings.extend(f);
     }
@@ -771,610 +728,6 @@ pub fn check_capture(
         hops_checked,
         unchecked: before.len(),
         other_protocols: other.len(),
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// expect.toml
-
-/// `expect.toml` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExpectFile {
-    #[serde(default)]
-    hop: Vec<HopFile>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HopFile {
-    point: toml::Spanned<String>,
-    #[serde(default)]
-    direction: Option<Direction>,
-    #[serde(default)]
-    note: Option<String>,
-    #[serde(default)]
-    eth: Option<AddrFields>,
-    #[serde(default)]
-    ipv4: Option<AddrFields>,
-    #[serde(default)]
-    outer: Option<OuterFields>,
-    #[serde(default)]
-    tcp: Option<PortFields>,
-    #[serde(default)]
-    udp: Option<PortFields>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AddrFields {
-    #[serde(default)]
-    src: Option<toml::Spanned<toml::Value>>,
-    #[serde(default)]
-    dst: Option<toml::Spanned<toml::Value>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OuterFields {
-    ipv4: AddrFields,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PortFields {
-    #[serde(default)]
-    sport: Option<toml::Spanned<toml::Value>>,
-    #[serde(default)]
-    dport: Option<toml::Spanned<toml::Value>>,
-}
-
-/// What kind of value a field holds, so references resolve to the right thing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FieldKind {
-    Mac,
-    Ipv4,
-    Port,
-}
-
-/// One field a hop must have: its path (as in [`ladder::fields`]), the values allowed, and
-/// the references they came from (for messages).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldExpectation {
-    /// Field path, e.g. `ipv4.src`.
-    pub path: String,
-    /// Allowed values, formatted as [`ladder::fields`] formats them.
-    pub allowed: Vec<String>,
-    /// Values allowed only at the given node's points (`rport`).
-    pub per_node: BTreeMap<String, Vec<String>>,
-    /// The references as written, e.g. `isp:eth1`.
-    pub label: String,
-}
-
-/// One `[[hop]]`: every sighting at a matching point, in the given direction, of a flow to
-/// the service must have these fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HopExpectation {
-    /// `node:iface`, where `*` matches any run of characters (`rs*:eth0`).
-    pub point: String,
-    /// Request or reply; both when absent.
-    pub direction: Option<Direction>,
-    /// Why the lab expects this (shown in findings).
-    pub note: Option<String>,
-    /// The fields.
-    pub fields: Vec<FieldExpectation>,
-    /// Line in expect.toml, for findings.
-    pub line: usize,
-}
-
-/// A lab's `expect.toml`, resolved against the lab.
-///
-/// ```toml
-/// [[hop]]
-/// point = "rs*:eth0"          # capture points; `*` matches any run of characters
-/// direction = "request"       # or "reply"; both when absent
-/// note = "the real server sees the ISP's public address as the client"
-/// ipv4.src = "isp:eth1"       # one reference, or a list of allowed ones
-/// tcp.dport = "rport"
-/// ```
-///
-/// Fields: `eth.src|dst`, `ipv4.src|dst` (innermost header), `outer.ipv4.src|dst` (the
-/// tunnel header), `tcp.sport|dport`, `udp.sport|dport`. References only, never literal
-/// values: `node:iface` (that interface's first address, or its MAC in `eth.*`), `vip`
-/// (the service address), `local` (any FullNAT local address); ports: `vport` (the service
-/// port), `rport` (the port of the real server on the hop's node). A point's interface
-/// `decap` names where a TUN real server's decapsulated packets appear
-/// ([`decap_receive_device`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expectations {
-    /// The file.
-    pub file: PathBuf,
-    /// Its `[[hop]]`s.
-    pub hops: Vec<HopExpectation>,
-}
-
-/// 1-based line and column of a byte offset (mirrors the lab loader's locator).
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or("");
-    let line = before.matches('\n').count() + 1;
-    let start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = before.get(start..).map_or(0, |s| s.chars().count()) + 1;
-    (line, col)
-}
-
-/// What one reference stands for.
-enum Resolved {
-    /// These values, at every point.
-    Values(Vec<String>),
-    /// These values at the points of each node.
-    PerNode(BTreeMap<String, Vec<String>>),
-}
-
-struct Ctx<'a> {
-    file: &'a Path,
-    text: &'a str,
-    lab: &'a Lab,
-    instance: &'a str,
-    errors: Vec<SpecError>,
-}
-
-impl Ctx<'_> {
-    fn error(&mut self, offset: usize, path: String, message: String, help: Option<String>) {
-        let (line, col) = line_col(self.text, offset);
-        self.errors.push(SpecError {
-            file: self.file.to_path_buf(),
-            line,
-            col,
-            path,
-            message,
-            help,
-        });
-    }
-
-    fn resolve(
-        &mut self,
-        path: &str,
-        kind: FieldKind,
-        value: &toml::Spanned<toml::Value>,
-        points: &[String],
-        field: &str,
-    ) -> Option<FieldExpectation> {
-        let start = value.span().start;
-        let refs: Vec<String> = match value.get_ref() {
-            toml::Value::String(s) => vec![s.clone()],
-            toml::Value::Array(a) if !a.is_empty() => {
-                let mut out = Vec::new();
-                for v in a {
-                    let Some(s) = v.as_str() else {
-                        self.error(
-                            start,
-                            path.to_string(),
-                            format!("{field}: every reference is a string, found {v}"),
-                            None,
-                        );
-                        return None;
-                    };
-                    out.push(s.to_string());
-                }
-                out
-            }
-            other => {
-                self.error(
-                    start,
-                    path.to_string(),
-                    format!("{field}: expected a reference or a list of them, found {other}"),
-                    Some(reference_help(kind).into()),
-                );
-                return None;
-            }
-        };
-        let mut allowed = Vec::new();
-        let mut per_node: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for r in &refs {
-            match self.value_of(kind, r, points) {
-                Ok(Resolved::Values(v)) => allowed.extend(v),
-                Ok(Resolved::PerNode(m)) => {
-                    for (n, v) in m {
-                        per_node.entry(n).or_default().extend(v);
-                    }
-                }
-                Err(why) => {
-                    self.error(
-                        start,
-                        path.to_string(),
-                        format!("{field}: {why}"),
-                        Some(reference_help(kind).into()),
-                    );
-                    return None;
-                }
-            }
-        }
-        allowed.sort();
-        allowed.dedup();
-        Some(FieldExpectation {
-            path: field.to_string(),
-            allowed,
-            per_node,
-            label: refs.join(" or "),
-        })
-    }
-
-    fn value_of(&self, kind: FieldKind, r: &str, points: &[String]) -> Result<Resolved, String> {
-        let svc = self.lab.services.first();
-        let no_service = || format!("`{r}` needs a [[service]] in the lab");
-        match (kind, r) {
-            (FieldKind::Ipv4, "vip") => match svc.map(|s| s.config.key) {
-                Some(ServiceKey::Addr { addr, .. }) => Ok(Resolved::Values(vec![addr.to_string()])),
-                _ => Err(no_service()),
-            },
-            (FieldKind::Ipv4, "local") => {
-                let l: Vec<String> = svc
-                    .map(|s| {
-                        s.config
-                            .local_addresses
-                            .iter()
-                            .map(IpAddr::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if l.is_empty() {
-                    Err("`local`: the service has no local_addresses".into())
-                } else {
-                    Ok(Resolved::Values(l))
-                }
-            }
-            (FieldKind::Port, "vport") => match svc.map(|s| s.config.key) {
-                Some(ServiceKey::Addr { port, .. }) => Ok(Resolved::Values(vec![port.to_string()])),
-                _ => Err(no_service()),
-            },
-            (FieldKind::Port, "rport") => {
-                let svc = svc.ok_or_else(no_service)?;
-                let mut per_node = BTreeMap::new();
-                for p in points {
-                    let node = p.split(':').next().unwrap_or(p);
-                    let ports: Vec<String> = svc
-                        .real_servers
-                        .iter()
-                        .filter(|r| r.node.as_deref() == Some(node))
-                        .map(|r| r.config.port.to_string())
-                        .collect();
-                    if ports.is_empty() {
-                        return Err(format!("`rport`: {p} is not on a real server"));
-                    }
-                    per_node.insert(node.to_string(), ports);
-                }
-                Ok(Resolved::PerNode(per_node))
-            }
-            (FieldKind::Port, _) => Err(format!("unknown port reference `{r}`")),
-            (_, _) => {
-                let Some((node, iface)) = r.split_once(':') else {
-                    return Err(format!("unknown reference `{r}`"));
-                };
-                let n = self
-                    .lab
-                    .node(node)
-                    .ok_or_else(|| format!("`{r}`: no node named {node}"))?;
-                match kind {
-                    FieldKind::Mac => {
-                        if self.lab.node_interfaces(node).iter().any(|i| i == iface) {
-                            Ok(Resolved::Values(vec![
-                                mac(self.instance, node, iface).to_string()
-                            ]))
-                        } else {
-                            Err(format!("`{r}`: {node} has no interface {iface}"))
-                        }
-                    }
-                    _ => n
-                        .first_address(iface)
-                        .map(|a| Resolved::Values(vec![a.to_string()]))
-                        .ok_or_else(|| format!("`{r}`: {node} has no address on {iface}")),
-                }
-            }
-        }
-    }
-}
-
-fn reference_help(kind: FieldKind) -> &'static str {
-    match kind {
-        FieldKind::Mac => "a MAC reference is `node:iface`",
-        FieldKind::Ipv4 => "an address reference is `node:iface`, `vip` or `local`",
-        FieldKind::Port => "a port reference is `vport` or `rport`",
-    }
-}
-
-/// Whether `point` matches `pattern`, where `*` matches any run of characters.
-pub fn point_matches(pattern: &str, point: &str) -> bool {
-    let Some((first, rest)) = pattern.split_once('*') else {
-        return pattern == point;
-    };
-    let Some(mut tail) = point.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = rest.split('*').collect();
-    for (i, part) in parts.iter().enumerate() {
-        if i == parts.len() - 1 {
-            return tail.len() >= part.len() && tail.ends_with(part);
-        }
-        match tail.find(part) {
-            Some(at) => tail = &tail[at + part.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
-impl Expectations {
-    /// Parses and resolves `path` against the lab (`Ok(None)` when the lab has no such
-    /// file). Every problem is reported with file, line and column.
-    pub fn load(
-        path: &Path,
-        lab: &Lab,
-        instance: &str,
-    ) -> Result<Option<Expectations>, SpecErrors> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(SpecErrors(vec![SpecError {
-                    file: path.to_path_buf(),
-                    line: 0,
-                    col: 0,
-                    path: String::new(),
-                    message: format!("cannot read: {e}"),
-                    help: None,
-                }]))
-            }
-        };
-        Self::parse(path, &text, lab, instance).map(Some)
-    }
-
-    /// Parses and resolves expectation text (`file` names it in errors).
-    pub fn parse(
-        file: &Path,
-        text: &str,
-        lab: &Lab,
-        instance: &str,
-    ) -> Result<Expectations, SpecErrors> {
-        let mut ctx = Ctx {
-            file,
-            text,
-            lab,
-            instance,
-            errors: Vec::new(),
-        };
-        let parsed: ExpectFile = match toml::from_str(text) {
-            Ok(p) => p,
-            Err(e) => {
-                let at = e.span().map_or(0, |s| s.start);
-                ctx.error(at, String::new(), e.message().trim().to_string(), None);
-                return Err(SpecErrors(ctx.errors));
-            }
-        };
-        let all_points = capture_points(lab);
-        let mut hops = Vec::new();
-        for (i, h) in parsed.hop.iter().enumerate() {
-            let at = h.point.span().start;
-            let pattern = h.point.get_ref().clone();
-            // `decap` stands for the decapsulation device; validate against the one the
-            // lab declares (the trial swaps in kernel GRE's gre0 where that applies).
-            let declared = match (
-                pattern.strip_suffix(":decap"),
-                lab.nodes.iter().find_map(|n| n.decap.as_ref()),
-            ) {
-                (Some(nodes), Some(d)) => format!("{nodes}:{}", d.device),
-                _ => pattern.clone(),
-            };
-            let points: Vec<String> = all_points
-                .iter()
-                .filter(|p| point_matches(&declared, p))
-                .cloned()
-                .collect();
-            let path = format!("hop[{i}]");
-            if points.is_empty() {
-                ctx.error(
-                    at,
-                    format!("{path}.point"),
-                    format!("`{pattern}` matches no capture point of lab {}", lab.name),
-                    Some(format!("capture points: {}", all_points.join(", "))),
-                );
-                continue;
-            }
-            let mut specs: Vec<(FieldKind, &str, &toml::Spanned<toml::Value>)> = Vec::new();
-            if let Some(e) = &h.eth {
-                specs.extend(e.src.as_ref().map(|v| (FieldKind::Mac, "eth.src", v)));
-                specs.extend(e.dst.as_ref().map(|v| (FieldKind::Mac, "eth.dst", v)));
-            }
-            if let Some(e) = &h.ipv4 {
-                specs.extend(e.src.as_ref().map(|v| (FieldKind::Ipv4, "ipv4.src", v)));
-                specs.extend(e.dst.as_ref().map(|v| (FieldKind::Ipv4, "ipv4.dst", v)));
-            }
-            if let Some(o) = &h.outer {
-                let e = &o.ipv4;
-                specs.extend(
-                    e.src
-                        .as_ref()
-                        .map(|v| (FieldKind::Ipv4, "outer.ipv4.src", v)),
-                );
-                specs.extend(
-                    e.dst
-                        .as_ref()
-                        .map(|v| (FieldKind::Ipv4, "outer.ipv4.dst", v)),
-                );
-            }
-            for (l4, p) in [("tcp", &h.tcp), ("udp", &h.udp)] {
-                if let Some(p) = p {
-                    if let Some(v) = &p.sport {
-                        specs.push((
-                            FieldKind::Port,
-                            if l4 == "tcp" {
-                                "tcp.sport"
-                            } else {
-                                "udp.sport"
-                            },
-                            v,
-                        ));
-                    }
-                    if let Some(v) = &p.dport {
-                        specs.push((
-                            FieldKind::Port,
-                            if l4 == "tcp" {
-                                "tcp.dport"
-                            } else {
-                                "udp.dport"
-                            },
-                            v,
-                        ));
-                    }
-                }
-            }
-            if specs.is_empty() {
-                ctx.error(
-                    at,
-                    path.clone(),
-                    "the hop expects no field".into(),
-                    Some("add e.g. ipv4.src = \"node:iface\"".into()),
-                );
-                continue;
-            }
-            let mut fields = Vec::new();
-            for (kind, field, v) in specs {
-                if let Some(f) = ctx.resolve(&format!("{path}.{field}"), kind, v, &points, field) {
-                    fields.push(f);
-                }
-            }
-            hops.push(HopExpectation {
-                point: pattern,
-                direction: h.direction,
-                note: h.note.clone(),
-                fields,
-                line: line_col(text, at).0,
-            });
-        }
-        if ctx.errors.is_empty() {
-            Ok(Expectations {
-                file: file.to_path_buf(),
-                hops,
-            })
-        } else {
-            Err(SpecErrors(ctx.errors))
-        }
-    }
-
-    /// Checks every sighting of every flow to the service against the expectations:
-    /// returns the hops compared and the findings (rule `expect.hop`, or `expect.seen`
-    /// when an expectation matched no sighting at all).
-    pub fn check(&self, analysis: &Analysis) -> (usize, Vec<Finding>) {
-        let service: Vec<usize> = analysis.outcome.assignments.keys().copied().collect();
-        let mut checked = 0;
-        let mut findings = Vec::new();
-        for e in &self.hops {
-            let mut seen = 0;
-            let mut failed = 0;
-            for flow in analysis.flows.iter().filter(|f| service.contains(&f.id)) {
-                for h in &flow.hops {
-                    if !point_matches(&e.point, &h.point)
-                        || e.direction.is_some_and(|d| d != h.direction)
-                    {
-                        continue;
-                    }
-                    seen += 1;
-                    let have = ladder::fields(&h.summary);
-                    let node = h.point.split(':').next().unwrap_or(&h.point);
-                    let mut diffs = Vec::new();
-                    for f in &e.fields {
-                        let actual = have
-                            .iter()
-                            .find(|(k, _)| *k == f.path)
-                            .map_or_else(|| "absent".to_string(), |(_, v)| v.clone());
-                        let mut allowed = f.allowed.clone();
-                        allowed.extend(f.per_node.get(node).into_iter().flatten().cloned());
-                        if !allowed.contains(&actual) {
-                            diffs.push(FieldDiff {
-                                path: f.path.clone(),
-                                expected: allowed.join(" or "),
-                                expected_label: Some(f.label.clone()),
-                                actual,
-                            });
-                        }
-                    }
-                    if diffs.is_empty() {
-                        continue;
-                    }
-                    failed += 1;
-                    if failed <= MAX_FINDINGS_PER_EXPECTATION {
-                        findings.push(Finding {
-                            rule: "expect.hop".into(),
-                            point: h.point.clone(),
-                            frames: vec![h.frame],
-                            flow: Some(flow.id),
-                            packet: Some(h.packet + 1),
-                            message: self.describe(e),
-                            diffs,
-                        });
-                    }
-                }
-            }
-            checked += seen;
-            if failed > MAX_FINDINGS_PER_EXPECTATION {
-                findings.push(Finding {
-                    rule: "expect.hop".into(),
-                    point: e.point.clone(),
-                    frames: Vec::new(),
-                    flow: None,
-                    packet: None,
-                    message: format!(
-                        "{}: {} more sightings differ",
-                        self.describe(e),
-                        failed - MAX_FINDINGS_PER_EXPECTATION
-                    ),
-                    diffs: Vec::new(),
-                });
-            }
-            if seen == 0 {
-                findings.push(Finding {
-                    rule: "expect.seen".into(),
-                    point: e.point.clone(),
-                    frames: Vec::new(),
-                    flow: None,
-                    packet: None,
-                    message: format!(
-                        "{}: no flow to the service was seen there",
-                        self.describe(e)
-                    ),
-                    diffs: vec![FieldDiff {
-                        path: "sightings".into(),
-                        expected: "at least 1".into(),
-                        expected_label: None,
-                        actual: "0".into(),
-                    }],
-                });
-            }
-        }
-        (checked, findings)
-    }
-
-    fn describe(&self, e: &HopExpectation) -> String {
-        let dir = match e.direction {
-            Some(Direction::Request) => "requests",
-            Some(Direction::Reply) => "replies",
-            None => "packets",
-        };
-        let mut s = format!(
-            "{}:{}: {dir} at {} must have {}",
-            self.file.display(),
-            e.line,
-            e.point,
-            e.fields
-                .iter()
-                .map(|f| format!("{} = {}", f.path, f.label))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        if let Some(n) = &e.note {
-            s.push_str(&format!(" ({n})"));
-        }
-        s
     }
 }
 
@@ -1494,62 +847,5 @@ mod tests {
             (d.path.as_str(), d.actual.as_str()),
             ("ipv4.src", "198.51.100.1")
         );
-    }
-
-    #[test]
-    fn expect_errors_name_file_line_and_field() {
-        let lab = nat_lab();
-        let file = Path::new("labs/nat/expect.toml");
-        let unknown = "[[hop]]\npoint = \"rs1:eth0\"\nipv4.srcx = \"vip\"\n";
-        let e = Expectations::parse(file, unknown, &lab, "u-nat").expect_err("unknown field");
-        let text = e.to_string();
-        assert!(text.contains("labs/nat/expect.toml:3:"), "{text}");
-        assert!(text.contains("srcx"), "{text}");
-
-        let bad_ref = "[[hop]]\npoint = \"rs1:eth0\"\n\nipv4.src = \"nosuch:eth0\"\n";
-        let e = Expectations::parse(file, bad_ref, &lab, "u-nat").expect_err("bad reference");
-        assert_eq!((e.0[0].line, e.0[0].path.as_str()), (4, "hop[0].ipv4.src"));
-        assert!(e.0[0].message.contains("no node named nosuch"), "{e}");
-
-        let literal = "[[hop]]\npoint = \"rs1:eth0\"\nipv4.src = \"192.168.10.1\"\n";
-        assert!(Expectations::parse(file, literal, &lab, "u-nat").is_err());
-
-        let nowhere = "[[hop]]\npoint = \"rs9:*\"\nipv4.src = \"vip\"\n";
-        let e = Expectations::parse(file, nowhere, &lab, "u-nat").expect_err("no such point");
-        assert_eq!((e.0[0].line, e.0[0].col), (2, 9));
-    }
-
-    #[test]
-    fn every_shipped_expect_file_resolves() {
-        for lab_file in crate::trials::lab_files(&labs()) {
-            let lab = lvslab_spec::load_lab(&lab_file, &[]).expect("lab loads");
-            let path = lab_file.with_file_name(EXPECT_FILE);
-            Expectations::load(&path, &lab, "u-x").unwrap_or_else(|e| panic!("{e}"));
-        }
-    }
-
-    #[test]
-    fn declared_capture_points_are_the_ones_captured() {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../labs/dr/lab.toml");
-        let text = std::fs::read_to_string(&root).expect("dr lab")
-            + "\n[capture]\npoints = [\"rs1:*\", \"director:lo\", \"client:eth0\"]\n";
-        let lab = lvslab_spec::parse_lab(&root, &text, &[]).expect("dr lab with capture points");
-        assert_eq!(
-            capture_points(&lab),
-            ["client:eth0", "director:lo", "rs1:eth0"]
-        );
-        let all = lvslab_spec::load_lab(&root, &[]).expect("dr lab");
-        assert!(capture_points(&all).iter().all(|p| !p.ends_with(":lo")));
-        // client 1, isp 2, firewall 2, director 1, rs1..rs3 1 each.
-        assert_eq!(capture_points(&all).len(), 9);
-    }
-
-    #[test]
-    fn globs_match_whole_points() {
-        assert!(point_matches("rs*:eth0", "rs12:eth0"));
-        assert!(point_matches("*:tunl0", "rs1:tunl0"));
-        assert!(!point_matches("rs*:eth0", "rs1:eth1"));
-        assert!(!point_matches("rs1:eth0", "rs1:eth00"));
-        assert!(point_matches("rs1:eth0", "rs1:eth0"));
     }
 }

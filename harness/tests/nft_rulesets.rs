@@ -14,8 +14,8 @@ use std::sync::atomic::AtomicBool;
 
 use lvslab_dataplane::director::Director;
 use lvslab_dataplane::engine::view::{director_ruleset, endpoint_ruleset, ServiceView};
-use lvslab_instance::balancer::kernel_fullnat_ruleset;
 use lvslab_harness::verify::verify_state;
+use lvslab_instance::balancer::kernel_fullnat_ruleset;
 use lvslab_netns::apply::{build, Naming};
 use lvslab_netns::nft::{self, Family, Hook, Name, Table};
 use lvslab_netns::plan::{plan, DecapImpl, PlanOptions, Step};

@@ -188,7 +188,7 @@ impl Plan {
 
 /// Deterministic MAC of a node interface.
 pub fn mac_of(instance: &str, node: &str, iface: &str) -> MacAddr {
-    MacAddr::local_from_key(&format!("{instance}/{node}/{iface}"))
+    MacAddr::of_interface(instance, node, iface)
 }
 
 /// Name of the switch-side veth end for a node port: `<node>-<iface>` when it fits the

@@ -46,15 +46,9 @@ impl Default for CorrelateOptions {
     }
 }
 
-/// Which way a packet travels relative to the flow's initiator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    /// From the initiator (the client).
-    Request,
-    /// Toward the initiator.
-    Reply,
-}
+/// Which way a packet travels relative to the flow's initiator (shared with the lab's
+/// expectations, which name it).
+pub use lvslab_spec::Direction;
 
 /// One sighting of a packet at a capture point.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,13 +1,15 @@
 //! lvslab-pcap: the offline half of the capture/assertion pipeline.
 //!
 //! capture files ([`pcapng`]) → per-frame summaries ([`decode`]) → one hop ladder per flow
-//! ([`correlate`], [`ladder`]) → findings against the forwarding-mode rules ([`rules`]).
-//! Pure: no root, no I/O beyond reading and writing files. (Reports of whole trials are
-//! the harness's: they render its trial outcomes.)
+//! ([`correlate`], [`ladder`]) → findings against the forwarding-mode rules ([`rules`])
+//! and a lab's own expectations ([`expect_check`]). Pure: no root, no I/O beyond reading
+//! and writing files. (Reports of whole trials are the harness's: they render its trial
+//! outcomes.)
 
 pub mod correlate;
 pub mod decode;
 pub mod error;
+pub mod expect_check;
 pub mod ladder;
 pub mod pcapng;
 pub mod rules;
@@ -15,6 +17,7 @@ pub mod rules;
 pub use correlate::{correlate, CorrelateOptions, Direction, Flow, Hop};
 pub use decode::{decode_capture, decode_frame, MacAddr, PacketSummary, TunnelHeader};
 pub use error::PcapError;
+pub use expect_check::CheckExpectations;
 pub use ladder::{FlowView, LadderRow};
 pub use lvslab_spec::{Encap, Mode};
 pub use pcapng::{Capture, Frame, Interface, LinkType, PacketDirection, PcapngWriter};

@@ -20,7 +20,8 @@ pub struct LabFile {
     /// Parameters a user may set with `--param NAME=VALUE`; `${NAME}` in any string value is
     /// replaced by the chosen value before the file is read.
     #[serde(default)]
-    pub params: IndexMap<String, ParamDecl>,
+    #[schemars(with = "IndexMap<String, ParamDecl>")]
+    pub params: IndexMap<SpannedStr, ParamDecl>,
     /// The hosts of the lab; each becomes one network namespace.
     #[serde(default, rename = "node")]
     pub nodes: Vec<NodeFile>,
@@ -70,9 +71,12 @@ pub struct LabMeta {
 #[serde(deny_unknown_fields)]
 pub struct ParamDecl {
     /// Value used when the user sets none.
-    pub default: String,
-    /// Every accepted value.
-    pub allowed: Vec<String>,
+    #[schemars(with = "String")]
+    pub default: SpannedStr,
+    /// Every accepted value (letters, digits, `_`, `.` and `-`: values are pasted into
+    /// the file and into instance names).
+    #[schemars(with = "Vec<String>")]
+    pub allowed: Vec<SpannedStr>,
     /// What the parameter changes.
     #[serde(default)]
     pub help: String,
@@ -88,6 +92,7 @@ pub struct NodeFile {
     #[schemars(with = "String")]
     pub role: SpannedStr,
     /// Addresses per interface, e.g. `{ eth0 = ["192.168.80.11/24"], lo = ["192.168.80.66/32"] }`.
+    /// Interface names are 1 to 15 letters, digits, `_`, `.` or `-`, not starting with `-`.
     /// Every interface named here must be a link end, switch port, tunnel, `lo`, or the
     /// node's decapsulation device.
     #[serde(default)]
@@ -96,10 +101,13 @@ pub struct NodeFile {
     /// Routes of the main table.
     #[serde(default)]
     pub routes: Vec<RouteFile>,
-    /// Per-namespace sysctls, e.g. `{ "net.ipv4.ip_forward" = "1" }`.
+    /// Per-namespace sysctls, e.g. `{ "net.ipv4.ip_forward" = 1 }`: `net.` keys; in
+    /// `net.ipv4.conf.<iface>.…` the interface is one of the node's, `all` or `default`.
+    /// Values are checked against the kernel's ranges (`rp_filter` 0–2, `arp_ignore` 0–8,
+    /// …); other keys take 32-bit integers separated by single spaces.
     #[serde(default)]
     #[schemars(with = "IndexMap<String, String>")]
-    pub sysctls: IndexMap<SpannedStr, SysctlValue>,
+    pub sysctls: IndexMap<SpannedStr, Spanned<SysctlValue>>,
     /// Address translation rules (nftables).
     #[serde(default)]
     pub nat: Vec<NatFile>,
@@ -110,19 +118,25 @@ pub struct NodeFile {
     pub decap: Option<DecapFile>,
 }
 
-/// A sysctl value may be written as a number or a string.
-#[derive(Debug, Deserialize, JsonSchema, Clone)]
+/// A sysctl value may be written as a number or a string. Booleans and floats are read
+/// only to be refused with a message that says what the sysctl takes.
+#[derive(Debug, Deserialize, JsonSchema, Clone, PartialEq)]
 #[serde(untagged)]
 pub enum SysctlValue {
     Int(i64),
     Str(String),
+    Bool(bool),
+    Float(f64),
 }
 
 impl SysctlValue {
+    /// The value as written to `/proc/sys` (only integers and strings pass validation).
     pub fn as_string(&self) -> String {
         match self {
             SysctlValue::Int(i) => i.to_string(),
             SysctlValue::Str(s) => s.clone(),
+            SysctlValue::Bool(b) => b.to_string(),
+            SysctlValue::Float(f) => f.to_string(),
         }
     }
 }
@@ -177,7 +191,9 @@ pub struct ServerFile {
     /// `http` (answers every request with the node name), `tcp-echo` or `udp-echo`.
     #[schemars(with = "String")]
     pub kind: SpannedStr,
-    pub port: u16,
+    /// Port to listen on (not 0).
+    #[schemars(with = "u16")]
+    pub port: Spanned<u16>,
     /// Address to bind (default: every address).
     #[schemars(with = "Option<String>")]
     pub bind: Option<SpannedStr>,
@@ -189,7 +205,8 @@ pub struct DecapFile {
     /// Encapsulation received: `ipip` or `gre`.
     #[schemars(with = "String")]
     pub encap: SpannedStr,
-    /// Device that holds the VIP and receives the inner packets (the article's `tunl0`).
+    /// Device that holds the VIP and receives the inner packets: `tunl0`, the ipip
+    /// module's own device (the article's).
     #[schemars(with = "String")]
     pub device: SpannedStr,
 }
@@ -200,7 +217,9 @@ pub struct LinkFile {
     /// The two ends, `node:iface` each.
     #[schemars(with = "[String; 2]")]
     pub ends: [SpannedStr; 2],
-    pub mtu: Option<u32>,
+    /// MTU of both ends (68 to 65535, what a veth takes).
+    #[schemars(with = "Option<u32>")]
+    pub mtu: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -291,7 +310,9 @@ pub struct TrafficFile {
     /// Address or `node:iface` it sends to.
     #[schemars(with = "String")]
     pub to: SpannedStr,
-    pub port: u16,
+    /// Destination port (not 0).
+    #[schemars(with = "u16")]
+    pub port: Spanned<u16>,
     /// `tcp` or `udp`.
     #[schemars(with = "String")]
     pub protocol: SpannedStr,
@@ -309,7 +330,9 @@ pub struct CheckFile {
     /// `ping` (ICMP echo) or `tcp` (connect to `port`).
     #[schemars(with = "String")]
     pub kind: SpannedStr,
-    pub port: Option<u16>,
+    /// Port a `tcp` check connects to (not 0).
+    #[schemars(with = "Option<u16>")]
+    pub port: Option<Spanned<u16>>,
     /// `true` (default) when the probe must succeed, `false` when it must fail.
     #[serde(default = "yes")]
     pub expect_ok: bool,

@@ -5,6 +5,7 @@
 //! problem is reported with file, line, column, field path and what would be valid.
 
 pub mod error;
+pub mod expect;
 pub mod file;
 pub mod graph;
 pub mod lb;
@@ -14,9 +15,9 @@ mod validate;
 pub mod vocab;
 
 pub use error::{SpecError, SpecErrors};
-pub use load::{lab_path, load_lab, parse_lab};
-pub use validate::{MAX_IFNAME, MAX_LAB_NAME, MAX_NODE_NAME};
-pub use vocab::{Dataplane, Encap, MacAddr, Mode};
+pub use load::{lab_path, load_lab, parse_lab, parse_lab_bytes};
+pub use validate::{MAX_IFNAME, MAX_LAB_NAME, MAX_NODE_NAME, MAX_PARAM};
+pub use vocab::{Dataplane, Direction, Encap, MacAddr, Mode};
 
 /// JSON Schema of `lab.toml`, for editors and `lvslab schema`.
 pub fn json_schema() -> serde_json::Value {

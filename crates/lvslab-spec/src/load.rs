@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
-use crate::error::{Locator, SpecError, SpecErrors};
-use crate::file::LabFile;
+use crate::error::{utf8, Edit, Locator, SpecError, SpecErrors};
+use crate::file::{LabFile, ParamDecl, SpannedStr};
 use crate::model::Lab;
-use crate::validate::validate;
+use crate::validate::{param_name, param_value, validate};
 
 /// Where a lab name or path points: `nat` → `<labs_dir>/nat/lab.toml`; a folder → its
 /// `lab.toml`; a file → itself.
@@ -24,7 +24,7 @@ pub fn lab_path(labs_dir: &Path, name_or_path: &str) -> PathBuf {
 
 /// Reads and validates a lab file with parameter overrides (`NAME=VALUE`).
 pub fn load_lab(path: &Path, overrides: &[(String, String)]) -> Result<Lab, SpecErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         SpecErrors(vec![SpecError {
             file: path.to_path_buf(),
             line: 0,
@@ -36,7 +36,18 @@ pub fn load_lab(path: &Path, overrides: &[(String, String)]) -> Result<Lab, Spec
             ),
         }])
     })?;
-    parse_lab(path, &text, overrides)
+    parse_lab_bytes(path, &bytes, overrides)
+}
+
+/// Parses and validates the bytes of a lab file: text that is not UTF-8 is an error at
+/// the first byte that is not.
+pub fn parse_lab_bytes(
+    path: &Path,
+    bytes: &[u8],
+    overrides: &[(String, String)],
+) -> Result<Lab, SpecErrors> {
+    let text = utf8(path, bytes).map_err(|e| SpecErrors(vec![e]))?;
+    parse_lab(path, text, overrides)
 }
 
 /// Parses and validates lab text; `path` is used in messages only.
@@ -46,18 +57,28 @@ pub fn parse_lab(
     overrides: &[(String, String)],
 ) -> Result<Lab, SpecErrors> {
     let loc = Locator::new(path, text);
+    if !text.contains("${") {
+        // Nothing to substitute: one reading gives the declarations and the lab.
+        let file = lab_file(text, &loc)?;
+        let values = choose_values(path, &loc, &file.params, overrides)?;
+        return validate(path, &loc, file, values);
+    }
     // Parameters are declared in the file itself, so read the declarations first from the
     // raw text (they contain no `${…}`), then substitute and read the whole file.
-    let params = declared_params(path, text, &loc)?;
-    let values = choose_values(path, &params, overrides)?;
-    let substituted = substitute(path, text, &values, &loc)?;
-    let loc = Locator::new(path, &substituted);
-    let file: LabFile = toml::from_str(&substituted).map_err(|e| {
+    let params = declared_params(text, &loc)?;
+    let values = choose_values(path, &loc, &params, overrides)?;
+    let (substituted, edits) = substitute(text, &values, &loc)?;
+    let loc = Locator::with_edits(path, text, edits);
+    let file = lab_file(&substituted, &loc)?;
+    validate(path, &loc, file, values)
+}
+
+fn lab_file(text: &str, loc: &Locator<'_>) -> Result<LabFile, SpecErrors> {
+    toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let msg = e.message().trim().to_string();
         SpecErrors(vec![loc.error(span, "", msg, toml_help(e.message()))])
-    })?;
-    validate(path, &loc, file, values)
+    })
 }
 
 fn toml_help(msg: &str) -> Option<String> {
@@ -72,94 +93,101 @@ fn toml_help(msg: &str) -> Option<String> {
     }
 }
 
+/// The `[params]` table alone; every other table is ignored here.
 #[derive(serde::Deserialize)]
 struct ParamsOnly {
     #[serde(default)]
-    params: IndexMap<String, crate::file::ParamDecl>,
+    params: IndexMap<SpannedStr, ParamDecl>,
 }
 
 fn declared_params(
-    path: &Path,
     text: &str,
     loc: &Locator<'_>,
-) -> Result<IndexMap<String, crate::file::ParamDecl>, SpecErrors> {
-    // Parse only the [params] table: the rest may still hold `${…}` placeholders that are
-    // not valid for their field types yet, and toml ignores unknown tables here.
-    let raw: toml::Table = toml::from_str(text).map_err(|e| {
+) -> Result<IndexMap<SpannedStr, ParamDecl>, SpecErrors> {
+    // The rest may still hold `${…}` placeholders that are not valid for their field types
+    // yet; only [params] must be complete now.
+    let parsed: ParamsOnly = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
+        let help = e.message().contains("field").then(|| {
+            "each parameter is `[params.NAME]` with `default`, `allowed` and `help`".to_string()
+        });
         SpecErrors(vec![loc.error(
             span,
             "",
             e.message().trim().to_string(),
-            None,
+            help,
         )])
-    })?;
-    let Some(p) = raw.get("params") else {
-        return Ok(IndexMap::new());
-    };
-    let mut t = toml::Table::new();
-    t.insert("params".into(), p.clone());
-    let parsed: ParamsOnly = t.try_into().map_err(|e: toml::de::Error| {
-        SpecErrors(vec![SpecError {
-            file: path.to_path_buf(),
-            line: 0,
-            col: 0,
-            path: "params".into(),
-            message: e.message().trim().to_string(),
-            help: Some("each parameter is `[params.NAME]` with `default` and `allowed`".into()),
-        }])
     })?;
     Ok(parsed.params)
 }
 
+/// The value of every parameter: its default, or the override. Declarations are checked
+/// here: names and values are plain words (values are pasted into the file and into
+/// instance names), and the default is one of the allowed values.
 fn choose_values(
     path: &Path,
-    params: &IndexMap<String, crate::file::ParamDecl>,
+    loc: &Locator<'_>,
+    params: &IndexMap<SpannedStr, ParamDecl>,
     overrides: &[(String, String)],
 ) -> Result<IndexMap<String, String>, SpecErrors> {
     let mut errors = Vec::new();
     let mut values: IndexMap<String, String> = IndexMap::new();
+    let allowed_list = |decl: &ParamDecl| {
+        let v: Vec<&str> = decl.allowed.iter().map(|a| a.get_ref().as_str()).collect();
+        format!("allowed: {}", v.join(", "))
+    };
     for (name, decl) in params {
-        if !decl.allowed.contains(&decl.default) {
-            errors.push(SpecError {
-                file: path.to_path_buf(),
-                line: 0,
-                col: 0,
-                path: format!("params.{name}.default"),
-                message: format!(
-                    "default `{}` is not one of the allowed values",
-                    decl.default
-                ),
-                help: Some(format!("allowed: {}", decl.allowed.join(", "))),
-            });
+        let p = format!("params.{}", name.get_ref().escape_debug());
+        if let Err(r) = param_name(name.get_ref()) {
+            errors.push(loc.error(name.span(), p.clone(), r.message, r.help));
         }
-        values.insert(name.clone(), decl.default.clone());
+        for (k, a) in decl.allowed.iter().enumerate() {
+            if let Err(r) = param_value(a.get_ref()) {
+                errors.push(loc.error(a.span(), format!("{p}.allowed[{k}]"), r.message, r.help));
+            }
+        }
+        if !decl
+            .allowed
+            .iter()
+            .any(|a| a.get_ref() == decl.default.get_ref())
+        {
+            errors.push(loc.error(
+                decl.default.span(),
+                format!("{p}.default"),
+                format!(
+                    "default `{}` is not one of the allowed values",
+                    decl.default.get_ref().escape_debug()
+                ),
+                Some(allowed_list(decl)),
+            ));
+        }
+        values.insert(name.get_ref().clone(), decl.default.get_ref().clone());
     }
     for (k, v) in overrides {
-        match params.get(k) {
+        match params.iter().find(|(n, _)| n.get_ref() == k) {
+            // No place in the file names a parameter the file lacks: the error names the
+            // file and the option.
             None => errors.push(SpecError {
                 file: path.to_path_buf(),
                 line: 0,
                 col: 0,
-                path: format!("--param {k}"),
-                message: format!("this lab has no parameter `{k}`"),
+                path: format!("--param {}", k.escape_debug()),
+                message: format!("this lab has no parameter `{}`", k.escape_debug()),
                 help: Some(if params.is_empty() {
                     "this lab takes no parameters".into()
                 } else {
-                    format!(
-                        "parameters: {}",
-                        params.keys().cloned().collect::<Vec<_>>().join(", ")
-                    )
+                    let names: Vec<&str> = params.keys().map(|n| n.get_ref().as_str()).collect();
+                    format!("parameters: {}", names.join(", "))
                 }),
             }),
-            Some(decl) if !decl.allowed.contains(v) => errors.push(SpecError {
-                file: path.to_path_buf(),
-                line: 0,
-                col: 0,
-                path: format!("--param {k}"),
-                message: format!("`{v}` is not an allowed value"),
-                help: Some(format!("allowed: {}", decl.allowed.join(", "))),
-            }),
+            Some((name, decl)) if !decl.allowed.iter().any(|a| a.get_ref() == v) => {
+                errors.push(loc.error(
+                    name.span(),
+                    format!("--param {k}"),
+                    format!("`{}` is not an allowed value", v.escape_debug()),
+                    Some(allowed_list(decl)),
+                ))
+            }
             Some(_) => {
                 values.insert(k.clone(), v.clone());
             }
@@ -168,55 +196,60 @@ fn choose_values(
     if errors.is_empty() {
         Ok(values)
     } else {
+        errors.sort_by_key(|e| (e.line, e.col));
         Err(SpecErrors(errors))
     }
 }
 
-/// Replaces `${name}` in the text; an unknown name is an error at its place.
+/// Replaces `${name}` in the text; an unknown name is an error at its place. Returns the
+/// new text and where each replacement went.
 fn substitute(
-    path: &Path,
     text: &str,
     values: &IndexMap<String, String>,
     loc: &Locator<'_>,
-) -> Result<String, SpecErrors> {
+) -> Result<(String, Vec<Edit>), SpecErrors> {
     let mut out = String::with_capacity(text.len());
+    let mut edits = Vec::new();
     let mut errors = Vec::new();
     let mut rest = text;
     let mut offset = 0;
     while let Some(i) = rest.find("${") {
         out.push_str(&rest[..i]);
         let after = &rest[i + 2..];
-        match after.find('}') {
-            Some(j) => {
-                let name = &after[..j];
-                match values.get(name) {
-                    Some(v) => out.push_str(v),
-                    None => {
-                        let start = offset + i;
-                        errors.push(loc.error(
-                            start..start + j + 3,
-                            "",
-                            format!("`${{{name}}}` names no declared parameter"),
-                            Some(format!(
-                                "declare it as [params.{name}] with `default` and `allowed`"
-                            )),
-                        ));
-                    }
-                }
-                let consumed = i + 2 + j + 1;
-                offset += consumed;
-                rest = &rest[consumed..];
+        let Some(j) = after.find('}') else {
+            out.push_str(&rest[i..]);
+            rest = "";
+            break;
+        };
+        let name = &after[..j];
+        let start = offset + i;
+        match values.get(name) {
+            Some(v) => {
+                edits.push(Edit {
+                    at: out.len(),
+                    len: v.len(),
+                    orig_at: start,
+                    orig_len: j + 3,
+                });
+                out.push_str(v);
             }
-            None => {
-                out.push_str(&rest[i..]);
-                rest = "";
-            }
+            None => errors.push(loc.error(
+                start..start + j + 3,
+                "",
+                format!("`${{{}}}` names no declared parameter", name.escape_debug()),
+                Some(format!(
+                    "declare it as [params.{}] with `default` and `allowed`",
+                    name.escape_debug()
+                )),
+            )),
         }
+        let consumed = i + 2 + j + 1;
+        offset += consumed;
+        rest = &rest[consumed..];
     }
     out.push_str(rest);
-    let _ = path;
     if errors.is_empty() {
-        Ok(out)
+        Ok((out, edits))
     } else {
         Err(SpecErrors(errors))
     }

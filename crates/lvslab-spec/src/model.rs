@@ -25,6 +25,17 @@ pub enum Role {
 
 impl Role {
     pub const NAMES: &'static str = "client, router, firewall, director, real-server";
+
+    /// Where the role sits on a request's path, client first: orders capture points.
+    pub fn path_rank(self) -> u8 {
+        match self {
+            Role::Client => 0,
+            Role::Router => 1,
+            Role::Firewall => 2,
+            Role::Director => 3,
+            Role::RealServer => 4,
+        }
+    }
     pub fn parse(s: &str) -> Option<Role> {
         Some(match s {
             "client" => Role::Client,
@@ -328,6 +339,32 @@ impl Lab {
             }
         }
         hidden
+    }
+
+    /// The points trials capture at (`node:iface`), client side first: those the lab's
+    /// `[capture]` declares (`node:*` standing for every interface of the node but `lo`),
+    /// else every interface of every node but `lo`.
+    pub fn points_to_capture(&self) -> Vec<String> {
+        let mut nodes: Vec<_> = self.nodes.iter().collect();
+        nodes.sort_by_key(|n| n.role.path_rank());
+        let declared = |node: &str, iface: &str| match &self.capture_points {
+            None => iface != "lo",
+            Some(points) => points
+                .iter()
+                .any(|e| e.node == node && (e.iface == iface || (e.iface == "*" && iface != "lo"))),
+        };
+        let mut out = Vec::new();
+        for n in nodes {
+            let mut ifaces = self.node_interfaces(&n.name);
+            ifaces.push("lo".to_string());
+            for iface in ifaces {
+                let p = format!("{}:{iface}", n.name);
+                if declared(&n.name, &iface) && !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        out
     }
 
     /// Every interface a node will have besides `lo`: link ends, switch ports, tunnels,

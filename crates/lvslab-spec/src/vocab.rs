@@ -1,5 +1,6 @@
 //! The words every crate shares: the forwarding mode a lab shows, the tunnel
-//! encapsulation, a MAC address and the dataplane that balances. One definition each, so
+//! encapsulation, a MAC address, the dataplane that balances and the direction of a
+//! packet in a flow. One definition each, so
 //! the lab model, both dataplanes, the capture rules and the reports cannot drift apart.
 
 use std::fmt;
@@ -108,6 +109,17 @@ impl fmt::Display for Encap {
     }
 }
 
+/// Which way a packet travels relative to the flow's initiator: what captures are
+/// correlated into and what a lab's expectations (`expect.toml`) name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// From the initiator (the client).
+    Request,
+    /// Toward the initiator.
+    Reply,
+}
+
 /// Which dataplane balances a lab: the kernel's IPVS or lvslab's userspace director.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -175,6 +187,12 @@ impl MacAddr {
         }
         let h = hash.to_be_bytes();
         MacAddr([0x02, h[3], h[4], h[5], h[6], h[7]])
+    }
+
+    /// The address of a lab node's interface in an instance: every lab interface gets it,
+    /// so captures and expectations name the same MAC.
+    pub fn of_interface(instance: &str, node: &str, iface: &str) -> MacAddr {
+        MacAddr::local_from_key(&format!("{instance}/{node}/{iface}"))
     }
 
     /// Whether the group (multicast) bit is clear.

@@ -194,3 +194,20 @@ fn graph_shows_where_replies_go() {
     );
     assert!(dr.contains("VIP tcp 192.168.80.66:80 wrr"), "{dr}");
 }
+
+#[test]
+fn declared_capture_points_are_the_ones_captured() {
+    let file = labs_dir().join("dr/lab.toml");
+    let text = std::fs::read_to_string(&file).expect("dr lab")
+        + "\n[capture]\npoints = [\"rs1:*\", \"director:lo\", \"client:eth0\"]\n";
+    let declared = lvslab_spec::parse_lab(&file, &text, &[]).expect("dr lab with capture points");
+    // Client side first; `rs1:*` is every interface of rs1 but `lo`.
+    assert_eq!(
+        declared.points_to_capture(),
+        ["client:eth0", "director:lo", "rs1:eth0"]
+    );
+    let all = lab("dr", &[]);
+    assert!(all.points_to_capture().iter().all(|p| !p.ends_with(":lo")));
+    // client 1, isp 2, firewall 2, director 1, rs1..rs3 1 each.
+    assert_eq!(all.points_to_capture().len(), 9);
+}

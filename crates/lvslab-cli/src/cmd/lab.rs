@@ -13,22 +13,31 @@ use crate::GraphFormatArg;
 use lvslab_spec::Dataplane;
 
 pub fn check(labs: &Path, lab: &str, params: &[String]) -> anyhow::Result<ExitCode> {
-    match load(labs, lab, params) {
-        Ok((l, _)) => {
-            println!(
-                "{}: ok — lab `{}` ({}), {} nodes, {} links, {} switches, {} services",
-                l.source.display(),
-                l.name,
-                l.mode.name(),
-                l.nodes.len(),
-                l.links.len(),
-                l.switches.len(),
-                l.services.len()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(f) => f.report(),
+    let l = match load(labs, lab, params) {
+        Ok((l, _)) => l,
+        Err(f) => return f.report(),
+    };
+    // The lab's expectations resolve against it; the MACs they name are those of the
+    // lab's default instance (any instance would do to validate them).
+    let expect_path = lvslab_spec::expect::Expectations::path_for(&l);
+    let hops = match lvslab_spec::expect::Expectations::load(&expect_path, &l, &l.name) {
+        Ok(e) => e.map(|e| e.hops.len()),
+        Err(e) => return super::LoadFailure::Invalid(e).report(),
+    };
+    println!(
+        "{}: ok — lab `{}` ({}), {} nodes, {} links, {} switches, {} services",
+        l.source.display(),
+        l.name,
+        l.mode.name(),
+        l.nodes.len(),
+        l.links.len(),
+        l.switches.len(),
+        l.services.len()
+    );
+    if let Some(hops) = hops {
+        println!("{}: ok — {hops} hop expectations", expect_path.display());
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn schema() -> anyhow::Result<ExitCode> {
