@@ -191,9 +191,7 @@ fn answer(
     let Some(b) = guard.as_mut() else {
         return fail("this instance runs no userspace director".into());
     };
-    let reply = match b.with_lb(director, |lb| {
-        lvslab_ipvs::ipvsadm_args::run(&req.ipvsadm, lb)
-    }) {
+    let reply = match b.with_lb(director, |lb| lvslab_ipvsadm::run(&req.ipvsadm, lb)) {
         Some(o) => ControlReply {
             stdout: o.stdout,
             stderr: o.stderr,
@@ -204,7 +202,7 @@ fn answer(
     // A change is in force on the packet path (nft rules included) once the engine has
     // re-read its services: answer then, so the first packet a user sends after
     // `ipvsadm -A/-a` is already the engine's.
-    use lvslab_ipvs::ipvsadm_args::{parse, Command};
+    use lvslab_ipvsadm::{parse, Command};
     let changes = matches!(parse(&req.ipvsadm), Ok(c) if !matches!(c, Command::List { .. } | Command::Help | Command::Version));
     if changes && reply.exit_code == 0 {
         b.settle();

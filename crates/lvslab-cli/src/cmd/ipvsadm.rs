@@ -43,7 +43,7 @@ pub fn ipvsadm(
         let ns = Netns::open(&path)
             .with_context(|| format!("open the director's namespace {}", path.display()))?;
         let mut client = ns.run(lvslab_ipvs::IpvsClient::connect)??;
-        let o = lvslab_ipvs::ipvsadm_args::run(args, &mut client);
+        let o = lvslab_ipvsadm::run(args, &mut client);
         (o.stdout, o.stderr, o.exit_code)
     } else {
         let r = control(

@@ -2,10 +2,10 @@
 //!
 //! * `netlink_config_lists_like_ipvsadm`: services and destinations configured through
 //!   [`IpvsClient`] list character-exactly like `ipvsadm -Ln` (default, `--stats`, `--rate`,
-//!   `--thresholds`, `--persistent-conn`) when rendered by `ipvsadm_listing`;
+//!   `--thresholds`, `--persistent-conn`) when rendered by `lvslab_ipvsadm::listing`;
 //! * `ipvsadm_config_reads_back`: services created by the real `ipvsadm` read back through
 //!   [`IpvsClient`] as the model ipvsadm's documented defaults describe, field by field;
-//! * `ipvsadm_args_matches_ipvsadm`: our `ipvsadm_args::run` and the real `ipvsadm`, each in
+//! * `ipvsadm_args_matches_ipvsadm`: our `lvslab_ipvsadm::run` and the real `ipvsadm`, each in
 //!   a fresh namespace, given the same command lines, print the same, exit the same and
 //!   leave the same kernel state.
 //!
@@ -16,8 +16,8 @@ mod vm_support;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 
-use lvslab_ipvs::ipvsadm_listing::{render, Layout, ListingOptions};
-use lvslab_ipvs::{ipvsadm_args, IpvsClient};
+use lvslab_ipvs::IpvsClient;
+use lvslab_ipvsadm::listing::{render, Layout, ListingOptions};
 use lvslab_netns::Netns;
 use lvslab_spec::lb::{
     DestConfig, Encap, Family, ForwardMethod, LoadBalancer, Protocol, Scheduler, ServiceConfig,
@@ -475,7 +475,7 @@ fn ipvsadm_args_matches_ipvsadm() -> Result<(), String> {
     let mut failures = Vec::new();
     for line in SESSION {
         let args = words(line);
-        let got = ipvsadm_args::run(&args, &mut ours);
+        let got = lvslab_ipvsadm::run(&args, &mut ours);
         let (code, out, err) = ipvsadm(&theirs_ns, &args)?;
         // Our messages name the program `lvslab ipvsadm`.
         let got_err = got.stderr.replace("lvslab ipvsadm", "ipvsadm");
