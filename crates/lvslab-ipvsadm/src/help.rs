@@ -67,7 +67,7 @@ Options:
   --tun-nocsum                        tunnel without checksum (gue, gre; the default)
   --tun-csum                          tunnel with checksum (gue, gre)
   --tun-remcsum                       tunnel with remote checksum offload (gue)
-  --weight       -w weight            real server weight, 0..65535 (default 1)
+  --weight       -w weight            real server weight, 0..2147483647 (default 1)
   --u-threshold  -x uthreshold        upper connection threshold (0: none)
   --l-threshold  -y lthreshold        lower connection threshold (0: none)
   --numeric      -n                   accepted; listings are always numeric

@@ -12,7 +12,8 @@
 //! panic: hostile argv gets a [`UsageError`] naming the argument at fault.
 //!
 //! Files by job:
-//! - [`options`]: the option table (spellings, arguments, command/option compatibility);
+//! - [`options`]: the option table (spellings, arguments, command/option compatibility;
+//!   [`options::option_spellings`] lists them for tests and fuzzers);
 //! - `tokenize`: popt's word splitting; `parse` and `check`: argv → [`Command`], with
 //!   ipvsadm's checks in ipvsadm's order; `values`: numbers, addresses, scheduler flags;
 //! - `run`: [`Command`] → dataplane calls → [`Outcome`], libipvs' error texts;
@@ -34,11 +35,20 @@
 //!   libipvs' `IPVS_SVC_PERSISTENT_TIMEOUT`, 6·60, although its manual page says 300).
 //! - `host:port` takes numeric addresses only (`192.0.2.1:80`, `[2001:db8::1]:80`,
 //!   `2001:db8::1` without port); names are never resolved (ipvsadm would look them up).
+//!   IPv4 addresses and `-M` masks are read like glibc's `inet_aton`, as ipvsadm does
+//!   (`10.1` is 10.0.0.1, `255.255.0` is 255.255.0.0, `0x`/`0` prefixes are hex/octal).
+//! - `-w` takes 0 to 2147483647, as Debian's ipvsadm 1.31 does (upstream stops at 65535).
 //!   A real server without port inherits the service port; for DR and tunnelling
 //!   (non-fwmark services) the real server's port is forced to the service port.
 //! - Command/option compatibility follows ipvsadm's table, with its messages
 //!   (`You need to supply the 'real-server' option for the 'add-server' command`, …).
 //! - Listings are always numeric (`-n` is accepted; without it ipvsadm would print names).
+//!
+//! Messages: where ipvsadm has words for a refusal, they are the first line, verbatim
+//! (scripts and eyes know them; the VM test checks every line the real ipvsadm prints is
+//! in ours); the lines after say which word is wrong and what to write instead, and where
+//! ipvsadm only says "Try -h" ours says why first. [`UsageError::culprit`] is the word or
+//! option at fault. The dataplane's refusals keep libipvs' exact texts.
 //!
 //! Exit codes, as ipvsadm: **2** for its usage checks (`fail(2, …)`: illegal values,
 //! missing/illegal options, conflicts); **255** when option parsing itself fails (unknown
@@ -62,7 +72,7 @@ mod command;
 mod error;
 mod help;
 pub mod listing;
-mod options;
+pub mod options;
 mod parse;
 mod run;
 mod tokenize;

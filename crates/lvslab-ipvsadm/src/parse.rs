@@ -1,18 +1,19 @@
 //! Parsing argv into a [`Command`]: option by option into a [`State`] the way ipvsadm's
-//! `process_options` fills its `ipvs_command_entry`; [`crate::check`] then applies the
-//! checks ipvsadm makes once every option is read and builds the command.
+//! `process_options` fills its `ipvs_command_entry`; `check` then applies the checks
+//! ipvsadm makes once every option is read and builds the command.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use lvslab_spec::lb::{DestConfig, Encap, ForwardMethod, Protocol, ServiceFlags};
 
 use crate::command::{Command, ListTarget, DEFAULT_PERSISTENCE_TIMEOUT};
-use crate::error::UsageError;
+use crate::error::{quoted, UsageError};
 use crate::listing::ListingOptions;
-use crate::options::{Cmd, Group, Key, Spec};
+use crate::options::{value_help, Cmd, Group, Key, Spec, COMMANDS_HELP};
 use crate::tokenize::{tokenize, Event};
 use crate::values::{
-    address_error, parse_host_port, parse_number, parse_timeout, parse_u32, AddrProblem,
+    address_error, inet_aton, parse_host_port, parse_number, parse_timeout, parse_u32, value_error,
+    AddrProblem,
 };
 
 /// Parses ipvsadm arguments (without the program name). No arguments at all means `-L`.
@@ -28,25 +29,31 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
     let mut state = State::default();
 
     // ipvsadm reads the command from the very first option and nothing else.
-    let first = loop {
+    let (spec, typed) = loop {
         match events.next() {
             Some(Event::Arg(a)) => state.positionals.push(a),
-            Some(Event::Opt { spec, value, .. }) => break (spec, value),
-            None => return Err(UsageError::try_help()),
+            Some(Event::Opt { spec, typed, .. }) => break (spec, typed),
+            None => return Err(no_command(&state.positionals, popt_error)),
         }
     };
-    state.cmd = match first.0.key {
+    state.cmd = match spec.key {
         Key::Cmd(c) => c,
         Key::Help => return Ok(Command::Help),
         Key::Version => return Ok(Command::Version),
-        Key::Unsupported(what) => return Err(UsageError::unsupported(what)),
-        _ => return Err(UsageError::try_help()),
+        Key::Unsupported(what) => return Err(UsageError::unsupported(&typed, what)),
+        _ => return Err(not_a_command(spec, &typed)),
     };
+    state.cmd_typed = typed;
 
     for event in events {
         match event {
             Event::Arg(a) => state.positionals.push(a),
-            Event::Opt { spec, typed, value } => state.apply(spec, &typed, value)?,
+            Event::Opt {
+                spec,
+                typed,
+                word,
+                value,
+            } => state.apply(spec, &typed, &word, value)?,
         }
     }
     if let Some(e) = popt_error {
@@ -55,18 +62,54 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
     state.finish()
 }
 
-// Command-line state, filled option by option like ipvsadm's `ipvs_command_entry`.
+/// No option at all was read: ipvsadm only says "Try -h"; say why first.
+fn no_command(positionals: &[String], popt_error: Option<UsageError>) -> UsageError {
+    let e = match (popt_error, positionals.first()) {
+        (Some(e), _) => e,
+        (None, Some(word)) => UsageError::popt(
+            word,
+            format!(
+                "no command: {} is not an option, and the first option must be the command",
+                quoted(word)
+            ),
+        )
+        .hint(format!("the commands: {COMMANDS_HELP}")),
+        (None, None) => UsageError::popt("", "no command").hint(COMMANDS_HELP),
+    };
+    e.try_help()
+}
 
+/// The first option is not a command: ipvsadm only says "Try -h"; say why first.
+fn not_a_command(spec: &Spec, typed: &str) -> UsageError {
+    UsageError::popt(
+        typed,
+        format!(
+            "{typed} is not a command: the first option must say what to do, \
+             and {} comes after it",
+            spec.spelling()
+        ),
+    )
+    .hint(format!("the commands: {COMMANDS_HELP}"))
+    .try_help()
+}
+
+/// Command-line state, filled option by option like ipvsadm's `ipvs_command_entry`.
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) cmd: Cmd,
+    /// The command as written (`-A`, `--set`), for messages.
+    pub(crate) cmd_typed: String,
     pub(crate) groups: u64,
+    /// How each option group given was first written (`-m`, `--weight`), for messages.
+    pub(crate) written: Vec<(Group, String)>,
     pub(crate) positionals: Vec<String>,
     // Service.
     pub(crate) protocol: Protocol,
     pub(crate) service_v6: bool,
     pub(crate) service_addr: Option<IpAddr>,
     pub(crate) service_port: u16,
+    /// The service address as written, for messages.
+    pub(crate) service_word: String,
     pub(crate) fwmark: Option<u32>,
     pub(crate) sched_name: Option<String>,
     pub(crate) flags: ServiceFlags,
@@ -78,6 +121,8 @@ pub(crate) struct State {
     // Destination.
     pub(crate) dest_addr: Option<IpAddr>,
     pub(crate) dest_port: u16,
+    /// The real server as written, for messages.
+    pub(crate) dest_word: String,
     pub(crate) method: ForwardMethod,
     pub(crate) weight: u32,
     pub(crate) u_threshold: u32,
@@ -97,12 +142,15 @@ impl Default for State {
         let dest = DestConfig::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
         State {
             cmd: Cmd::default(),
+            cmd_typed: String::new(),
             groups: 0,
+            written: Vec::new(),
             positionals: Vec::new(),
             protocol: Protocol::Tcp,
             service_v6: false,
             service_addr: None,
             service_port: 0,
+            service_word: String::new(),
             fwmark: None,
             sched_name: None,
             flags: ServiceFlags::default(),
@@ -113,6 +161,7 @@ impl Default for State {
             laddrs: Vec::new(),
             dest_addr: None,
             dest_port: 0,
+            dest_word: String::new(),
             method: dest.method,
             weight: dest.weight,
             u_threshold: dest.u_threshold,
@@ -135,38 +184,107 @@ impl State {
         self.groups & g.bit() != 0
     }
 
-    pub(crate) fn set(&mut self, g: Group) -> Result<(), UsageError> {
-        if self.has(g) {
-            return Err(UsageError::fail(format!(
-                "multiple '{}' options specified",
+    /// How the group's option was written on this line, or its spellings when it was not.
+    pub(crate) fn written(&self, g: Group) -> String {
+        self.written
+            .iter()
+            .find(|(w, _)| *w == g)
+            .map(|(_, typed)| typed.clone())
+            .unwrap_or_else(|| g.spellings())
+    }
+
+    /// Marks a group given, once (ipvsadm's `set_option`); `--laddr` may repeat.
+    fn set(&mut self, g: Group, typed: &str) -> Result<(), UsageError> {
+        if self.has(g) && g != Group::Laddr {
+            let first = self.written(g);
+            return Err(UsageError::fail(
+                typed,
+                format!("multiple '{}' options specified", g.name()),
+            )
+            .hint(format!(
+                "{typed} gives the '{}' option a second time (first as {first}): give it once",
                 g.name()
             )));
+        }
+        if !self.has(g) {
+            self.written.push((g, typed.to_string()));
         }
         self.groups |= g.bit();
         Ok(())
     }
 
+    /// One option, in command-line order, as ipvsadm's option loop handles it.
     pub(crate) fn apply(
         &mut self,
         spec: &'static Spec,
+        typed: &str,
+        word: &str,
+        value: Option<String>,
+    ) -> Result<(), UsageError> {
+        if let Some(g) = spec.key.group() {
+            self.set(g, typed)?;
+        }
+        match spec.key {
+            Key::Cmd(_) | Key::Help | Key::Version => Err(UsageError::fail(
+                typed,
+                format!("invalid option {}", quoted(word)),
+            )
+            .hint(format!(
+                "{} is a command and this line's command is {}: give one command, first",
+                spec.spelling(),
+                self.cmd_typed
+            ))),
+            Key::Unsupported(what) => Err(UsageError::unsupported(typed, what)),
+            Key::Service(_)
+            | Key::Fwmark
+            | Key::Ipv6
+            | Key::Scheduler
+            | Key::Persistent
+            | Key::Netmask
+            | Key::Ops
+            | Key::Pe
+            | Key::SchedFlags
+            | Key::Laddr => self.apply_service_option(spec.key, typed, value),
+            Key::RealServer
+            | Key::Method(_)
+            | Key::Weight
+            | Key::UThreshold
+            | Key::LThreshold
+            | Key::TunType
+            | Key::TunPort
+            | Key::TunNocsum
+            | Key::TunCsum
+            | Key::TunRemcsum => self.apply_dest_option(spec.key, typed, value),
+            _ => {
+                self.apply_list_option(spec.key);
+                Ok(())
+            }
+        }
+    }
+
+    fn apply_service_option(
+        &mut self,
+        key: Key,
         typed: &str,
         value: Option<String>,
     ) -> Result<(), UsageError> {
         let given = value.is_some();
         let v = value.unwrap_or_default();
-        match spec.key {
-            Key::Cmd(_) | Key::Help | Key::Version => {
-                return Err(UsageError::fail(format!("invalid option `{typed}'")))
-            }
-            Key::Unsupported(what) => return Err(UsageError::unsupported(what)),
+        match key {
             Key::Service(protocol) => {
-                self.set(Group::Service)?;
                 self.protocol = protocol;
                 let parsed = parse_host_port(&v).map_err(|why| {
-                    address_error("illegal virtual server address[:port] specified", why)
+                    address_error(
+                        "illegal virtual server address[:port] specified",
+                        &v,
+                        typed,
+                        &value_help(key),
+                        why,
+                    )
                 })?;
                 self.service_addr = Some(parsed.addr);
                 self.service_v6 = parsed.addr.is_ipv6();
+                self.service_word = v;
                 if parsed.addr.is_ipv6() {
                     self.netmask = 128;
                 }
@@ -176,150 +294,47 @@ impl State {
                 }
             }
             Key::Fwmark => {
-                self.set(Group::Service)?;
                 let mark = parse_number(&v, 1, u64::from(u32::MAX))
                     .and_then(|m| u32::try_from(m).ok())
                     .ok_or_else(|| {
-                        UsageError::fail(format!("invalid fwmark value `{v}' specified"))
+                        let text = format!("invalid fwmark value {} specified", quoted(&v));
+                        value_error(&v, typed, text, &value_help(key))
                     })?;
                 self.fwmark = Some(mark);
+                self.service_word = v;
                 self.service_v6 = false;
                 self.protocol = Protocol::Tcp;
             }
             Key::Ipv6 => {
                 if self.fwmark.is_none() {
-                    return Err(UsageError::fail("-6 used before -f"));
+                    return Err(UsageError::fail(typed, "-6 used before -f").hint(format!(
+                        "{typed} makes a firewall-mark service IPv6: write it after -f MARK \
+                         (an address service takes its family from the address)"
+                    )));
                 }
                 self.service_v6 = true;
                 self.netmask = 128;
             }
-            Key::Scheduler => {
-                self.set(Group::Scheduler)?;
-                self.sched_name = Some(v);
-            }
+            Key::Scheduler => self.sched_name = Some(v),
             Key::Persistent => {
-                self.set(Group::Persistent)?;
                 self.flags.persistent = true;
-                self.timeout = if !given {
+                self.timeout = if given {
+                    parse_timeout(&v, 1, typed)?
+                } else {
                     DEFAULT_PERSISTENCE_TIMEOUT
-                } else {
-                    parse_timeout(&v, 1)?
                 };
             }
-            Key::Netmask => {
-                self.set(Group::Netmask)?;
-                if self.service_v6 {
-                    self.netmask = parse_number(&v, 1, 128)
-                        .and_then(|n| u32::try_from(n).ok())
-                        .ok_or_else(|| UsageError::fail("illegal ipv6 netmask specified"))?;
-                } else {
-                    let mask: Ipv4Addr = v.parse().map_err(|_| {
-                        UsageError::fail("illegal virtual server persistent mask specified")
-                    })?;
-                    self.netmask = u32::from(mask);
-                }
-            }
-            Key::RealServer => {
-                self.set(Group::RealServer)?;
-                let parsed = parse_host_port(&v).map_err(|why| {
-                    address_error("illegal real server address[:port] specified", why)
-                })?;
-                self.dest_addr = Some(parsed.addr);
-                // Without a port the real server takes the service port known so far.
-                self.dest_port = parsed.port.unwrap_or(self.service_port);
-            }
-            Key::Method(m) => {
-                self.set(Group::Forward)?;
-                self.method = m;
-            }
-            Key::Weight => {
-                self.set(Group::Weight)?;
-                self.weight = parse_u32(&v, 0, 65_535)
-                    .ok_or_else(|| UsageError::fail("illegal weight specified"))?;
-            }
-            Key::UThreshold => {
-                self.set(Group::UThreshold)?;
-                self.u_threshold = parse_u32(&v, 0, i32::MAX as u32)
-                    .ok_or_else(|| UsageError::fail("illegal u_threshold specified"))?;
-            }
-            Key::LThreshold => {
-                self.set(Group::LThreshold)?;
-                self.l_threshold = parse_u32(&v, 0, i32::MAX as u32)
-                    .ok_or_else(|| UsageError::fail("illegal l_threshold specified"))?;
-            }
-            Key::Numeric => self.set(Group::Numeric)?,
-            Key::Connection => self.set(Group::Connection)?,
-            Key::Timeout => self.set(Group::Timeout)?,
-            Key::Daemon => self.set(Group::Daemon)?,
-            Key::Stats => {
-                self.set(Group::Stats)?;
-                self.layout_flags[0] = true;
-            }
-            Key::Rate => {
-                self.set(Group::Rate)?;
-                self.layout_flags[1] = true;
-            }
-            Key::Thresholds => {
-                self.set(Group::Thresholds)?;
-                self.layout_flags[2] = true;
-            }
-            Key::PersistentConn => {
-                self.set(Group::PersistentConn)?;
-                self.layout_flags[3] = true;
-            }
-            Key::NoSort => {
-                self.set(Group::NoSort)?;
-                self.nosort = true;
-            }
-            // Sorting is the default; ipvsadm keeps `--sort` as a no-op.
-            Key::Sort => {}
-            Key::Exact => {
-                self.set(Group::Exact)?;
-                self.exact = true;
-            }
-            Key::Ops => {
-                self.set(Group::Ops)?;
-                self.flags.one_packet = true;
-            }
-            Key::Pe => {
-                self.set(Group::Pe)?;
-                self.pe_name = Some(v);
-            }
-            Key::SchedFlags => {
-                self.set(Group::SchedFlags)?;
-                self.sched_flags = Some(v);
-            }
-            Key::TunInfo => self.set(Group::TunInfo)?,
-            Key::TunType => {
-                self.set(Group::TunType)?;
-                self.tun_type = match v.as_str() {
-                    "ipip" => Encap::Ipip,
-                    "gue" => Encap::Gue,
-                    "gre" => Encap::Gre,
-                    _ => return Err(UsageError::fail("illegal tunnel type specified")),
-                };
-            }
-            Key::TunPort => {
-                self.set(Group::TunPort)?;
-                self.tun_port = parse_u32(&v, 1, 65_535)
-                    .and_then(|p| u16::try_from(p).ok())
-                    .ok_or_else(|| UsageError::fail("illegal tunnel port specified"))?;
-            }
-            Key::TunNocsum => self.set(Group::TunNocsum)?,
-            Key::TunCsum => {
-                self.set(Group::TunCsum)?;
-                self.tun_flags |= TUN_FLAG_CSUM;
-            }
-            Key::TunRemcsum => {
-                self.set(Group::TunRemcsum)?;
-                self.tun_flags |= TUN_FLAG_REMCSUM;
-            }
+            Key::Netmask => self.netmask = self.netmask_value(&v, typed)?,
+            Key::Ops => self.flags.one_packet = true,
+            Key::Pe => self.pe_name = Some(v),
+            Key::SchedFlags => self.sched_flags = Some(v),
             Key::Laddr => {
-                // Repeatable: one bit for the compatibility check, many addresses.
-                self.groups |= Group::Laddr.bit();
                 let addr: IpAddr = v.parse().map_err(|_| {
                     address_error(
                         "illegal local address specified",
+                        &v,
+                        typed,
+                        &value_help(key),
                         AddrProblem::classify_host(&v),
                     )
                 })?;
@@ -327,7 +342,119 @@ impl State {
                     self.laddrs.push(addr);
                 }
             }
+            _ => {}
         }
         Ok(())
+    }
+
+    /// `-M`: a prefix length for IPv6 services, a dotted mask otherwise.
+    fn netmask_value(&self, v: &str, typed: &str) -> Result<u32, UsageError> {
+        if self.service_v6 {
+            parse_number(v, 1, 128)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    value_error(
+                        v,
+                        typed,
+                        "illegal ipv6 netmask specified",
+                        "a prefix length from 1 to 128 for an IPv6 service",
+                    )
+                })
+        } else {
+            let mask = inet_aton(v).ok_or_else(|| {
+                value_error(
+                    v,
+                    typed,
+                    "illegal virtual server persistent mask specified",
+                    "an IPv4 mask such as 255.255.255.0 for an IPv4 service",
+                )
+            })?;
+            Ok(u32::from(mask))
+        }
+    }
+
+    fn apply_dest_option(
+        &mut self,
+        key: Key,
+        typed: &str,
+        value: Option<String>,
+    ) -> Result<(), UsageError> {
+        let v = value.unwrap_or_default();
+        let count = |what: &str| {
+            parse_u32(&v, 0, i32::MAX as u32).ok_or_else(|| {
+                value_error(
+                    &v,
+                    typed,
+                    format!("illegal {what} specified"),
+                    &value_help(key),
+                )
+            })
+        };
+        match key {
+            Key::RealServer => {
+                let parsed = parse_host_port(&v).map_err(|why| {
+                    address_error(
+                        "illegal real server address[:port] specified",
+                        &v,
+                        typed,
+                        &value_help(key),
+                        why,
+                    )
+                })?;
+                self.dest_addr = Some(parsed.addr);
+                // Without a port the real server takes the service port known so far.
+                self.dest_port = parsed.port.unwrap_or(self.service_port);
+                self.dest_word = v;
+            }
+            Key::Method(m) => self.method = m,
+            Key::Weight => {
+                // Debian's ipvsadm 1.31 takes up to INT_MAX (upstream: 65535).
+                self.weight = parse_u32(&v, 0, i32::MAX as u32).ok_or_else(|| {
+                    value_error(&v, typed, "illegal weight specified", &value_help(key))
+                })?;
+            }
+            Key::UThreshold => self.u_threshold = count("u_threshold")?,
+            Key::LThreshold => self.l_threshold = count("l_threshold")?,
+            Key::TunType => {
+                self.tun_type = match v.as_str() {
+                    "ipip" => Encap::Ipip,
+                    "gue" => Encap::Gue,
+                    "gre" => Encap::Gre,
+                    _ => {
+                        return Err(value_error(
+                            &v,
+                            typed,
+                            "illegal tunnel type specified",
+                            &value_help(key),
+                        ))
+                    }
+                };
+            }
+            Key::TunPort => {
+                self.tun_port = parse_u32(&v, 1, 65_535)
+                    .and_then(|p| u16::try_from(p).ok())
+                    .ok_or_else(|| {
+                        value_error(&v, typed, "illegal tunnel port specified", &value_help(key))
+                    })?;
+            }
+            Key::TunCsum => self.tun_flags |= TUN_FLAG_CSUM,
+            Key::TunRemcsum => self.tun_flags |= TUN_FLAG_REMCSUM,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn apply_list_option(&mut self, key: Key) {
+        match key {
+            Key::Stats => self.layout_flags[0] = true,
+            Key::Rate => self.layout_flags[1] = true,
+            Key::Thresholds => self.layout_flags[2] = true,
+            Key::PersistentConn => self.layout_flags[3] = true,
+            Key::NoSort => self.nosort = true,
+            Key::Exact => self.exact = true,
+            // -n (always numeric here), --sort (the default), and the options only the
+            // compatibility table looks at (-c, --timeout, --daemon, --tun-info).
+            _ => {}
+        }
     }
 }

@@ -232,19 +232,19 @@ fn set_and_list_timeouts() {
     ok(&mut lb, "--set 0 60 0");
     let out = sh(&mut lb, "-L --timeout");
     assert_eq!(out.stdout, "Timeout (tcp tcpfin udp): 900 60 300\n");
-    fails(
+    refused(
         &mut lb,
         "--set 900 120",
         "--set option requires 3 timeout values",
         2,
     );
-    fails(
+    refused(
         &mut lb,
         "--set 900 120 x",
         "invalid timeout value `x' specified",
         2,
     );
-    fails(&mut lb, "--set 1 2 3 4", "unexpected argument 4", 2);
+    refused(&mut lb, "--set 1 2 3 4", "unexpected argument 4", 2);
 }
 
 #[test]
@@ -292,4 +292,17 @@ fn fullnat_extension_sets_method_and_local_address_pool() {
     assert_eq!(code, 2);
     assert!(msg.starts_with("illegal local address specified"), "{msg}");
     assert!(sh(&mut lb, "-h").stdout.contains("--fullnat"));
+}
+
+#[test]
+fn addresses_masks_and_weights_read_like_debians_ipvsadm() {
+    // inet_aton shorthand (198.51.100 = 198.51.0.100), a short mask, and a weight above
+    // 65535: Debian's ipvsadm 1.31 takes all three (the VM test runs it on the same lines).
+    let mut lb = FakeLb::default();
+    ok(&mut lb, "-A -t 192.0.2.1:80 -s rr -p -M 255.255.0");
+    ok(&mut lb, "-a -t 192.0.2.1:80 -r 198.51.100:8080 -m -w 70000");
+    let key = tcp("192.0.2.1", 80);
+    assert_eq!(service(&lb, &key).config.netmask, 0xffff_0000);
+    let d = dest(&lb, &key, "198.51.0.100", 8080);
+    assert_eq!((d.method, d.weight), (ForwardMethod::Nat, 70_000));
 }

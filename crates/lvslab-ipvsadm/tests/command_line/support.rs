@@ -173,6 +173,21 @@ pub fn fails(lb: &mut FakeLb, line: &str, message: &str, code: i32) {
     );
 }
 
+/// Runs a command line that must be refused with ipvsadm's words as the first line of
+/// the message, followed by our explanation.
+pub fn refused(lb: &mut FakeLb, line: &str, ipvsadm_words: &str, code: i32) {
+    let out = sh(lb, line);
+    assert_eq!((out.exit_code, out.stdout.as_str()), (code, ""), "`{line}`");
+    let mut lines = out.stderr.lines();
+    assert_eq!(
+        lines.next(),
+        Some(ipvsadm_words),
+        "`{line}`: {}",
+        out.stderr
+    );
+    assert!(lines.next().is_some(), "`{line}`: no explanation");
+}
+
 pub fn parse_err(line: &str) -> (String, i32) {
     let e = parse(&words(line)).expect_err(line);
     (e.message, e.exit_code)
