@@ -193,12 +193,16 @@ impl State {
 
     fn check_unsupported(&self) -> Result<(), UsageError> {
         for (g, what) in [
-            (Group::Connection, "connection listing (-c)"),
-            (Group::Daemon, "--daemon"),
-            (Group::TunInfo, "--tun-info"),
+            (Group::Connection, "connection listing"),
+            (Group::Daemon, "listing the sync daemons"),
+            (Group::TunInfo, "listing tunnel details"),
         ] {
             if self.has(g) {
-                return Err(UsageError::unsupported(&self.written(g), what));
+                let typed = self.written(g);
+                return Err(UsageError::unsupported(
+                    &typed,
+                    &format!("{what} ({typed})"),
+                ));
             }
         }
         Ok(())

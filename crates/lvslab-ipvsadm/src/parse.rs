@@ -74,7 +74,11 @@ fn no_command(positionals: &[String], popt_error: Option<UsageError>) -> UsageEr
             ),
         )
         .hint(format!("the commands: {COMMANDS_HELP}")),
-        (None, None) => UsageError::popt("", "no command").hint(COMMANDS_HELP),
+        // Only `--` words: they end the options before any was given.
+        (None, None) => {
+            UsageError::popt("--", "no command: `--' ends the options before any command")
+                .hint(format!("the commands: {COMMANDS_HELP}"))
+        }
     };
     e.try_help()
 }

@@ -141,8 +141,8 @@ fn next_value<S: AsRef<str>>(arg: Arg, args: &[S], i: &mut usize) -> Result<Opti
     }
 }
 
-/// popt's message (`-q: unknown option`, quoting the whole word as popt does), then what
-/// to write instead.
+/// popt's message (`-q: unknown option`, quoting the whole word as popt does, which is
+/// also the culprit), then what to write instead.
 fn popt_error(typed: &str, word: &str, why: Refusal) -> UsageError {
     let in_word = if word == typed {
         String::new()
@@ -151,7 +151,7 @@ fn popt_error(typed: &str, word: &str, why: Refusal) -> UsageError {
     };
     match why {
         Refusal::Unknown => {
-            let e = UsageError::popt(typed, format!("{word}: unknown option"));
+            let e = UsageError::popt(word, format!("{word}: unknown option"));
             let suggestion = typed
                 .strip_prefix("--")
                 .and_then(closest_long)
@@ -163,11 +163,11 @@ fn popt_error(typed: &str, word: &str, why: Refusal) -> UsageError {
             .try_help()
         }
         Refusal::TakesNoValue(v) => {
-            UsageError::popt(typed, format!("{word}: option does not take an argument")).hint(
+            UsageError::popt(word, format!("{word}: option does not take an argument")).hint(
                 format!("{typed} takes no value: drop {}", quoted(&format!("={v}"))),
             )
         }
-        Refusal::MissingValue(spec) => UsageError::popt(typed, format!("{word}: missing argument"))
+        Refusal::MissingValue(spec) => UsageError::popt(word, format!("{word}: missing argument"))
             .hint(format!(
                 "{typed}{in_word} ends the line, but {} needs {} after it",
                 spec.spelling(),
@@ -223,7 +223,7 @@ mod tests {
         assert!(e.message.contains("did you mean --weight?"), "{e}");
 
         let e = split("-A -Lq").expect_err("unknown short");
-        assert_eq!(e.culprit, "-q");
+        assert_eq!(e.culprit, "-Lq");
         assert!(
             e.message.starts_with("-Lq: unknown option\n-q (in `-Lq')"),
             "{e}"

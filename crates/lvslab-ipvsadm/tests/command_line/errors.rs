@@ -53,7 +53,7 @@ fn usage_errors_keep_ipvsadm_words_and_say_what_to_fix() {
         ("-A -t 1.2.3.4:80 --bogus", "--bogus: unknown option", "--bogus", 255),
         ("-A -t 1.2.3.4:80 -q", "-q: unknown option", "-q", 255),
         ("-A -t", "-t: missing argument", "-t", 255),
-        ("-L --stats=1", "--stats=1: option does not take an argument", "--stats", 255),
+        ("-L --stats=1", "--stats=1: option does not take an argument", "--stats=1", 255),
         ("-t 1.2.3.4:80 -A", "Try `lvslab ipvsadm -h' or 'lvslab ipvsadm --help' for more information.", "-t", 255),
         ("1.2.3.4", "Try `lvslab ipvsadm -h' or 'lvslab ipvsadm --help' for more information.", "1.2.3.4", 255),
         ("-A -t 1.2.3.4:80 -s fastest", "Scheduler or persistence engine not found", "fastest", 255),

@@ -5,11 +5,13 @@
 //!
 //! One test binary, files by subject: `configure` (commands that change the dataplane),
 //! `listings` (`-L` and `-h` output), `syntax` (how argv is read), `errors` (refused
-//! command lines and refused requests).
+//! command lines and refused requests), `fuzz` (a property test over random and mutated
+//! argv: no panic, every refusal names its culprit).
 
 mod support;
 
 mod configure;
 mod errors;
+mod fuzz;
 mod listings;
 mod syntax;
