@@ -9,7 +9,7 @@
 //! flags: DR destinations (the kernel's input-only TCP state table), SYN opens, ACK
 //! establishes, FIN closes (FIN_WAIT, inactive, long timeout so nothing expires mid-run).
 
-#[path = "../../lvslab-ipvs/tests/vm_support/mod.rs"]
+#[path = "../../lvslab-ipvsadm/tests/vm_support/mod.rs"]
 mod vm_support;
 
 mod differential_support;

@@ -123,13 +123,13 @@ fn answer(
     let Some(director) = director.as_deref().or(default_director) else {
         return Reply::failure("this lab has no director");
     };
-    let Some(o) = b.with_lb(director, |lb| lvslab_ipvs::ipvsadm_args::run(&args, lb)) else {
+    let Some(o) = b.with_lb(director, |lb| lvslab_ipvsadm::run(&args, lb)) else {
         return Reply::failure(format!("no director `{director}` in this instance"));
     };
     // A change is in force on the packet path (nft rules included) once the engine has
     // re-read its services: answer then, so the first packet a user sends after
     // `ipvsadm -A/-a` is already the engine's.
-    use lvslab_ipvs::ipvsadm_args::{parse, Command};
+    use lvslab_ipvsadm::{parse, Command};
     let changes = matches!(parse(&args), Ok(c) if !matches!(c, Command::List { .. } | Command::Help | Command::Version));
     if changes && o.exit_code == 0 {
         b.settle();

@@ -173,7 +173,7 @@ impl Instance {
                         detail: format!("kernel IPVS in `{director}`: {e}"),
                     }
                 })?;
-                let o = lvslab_ipvs::ipvsadm_args::run(args, &mut client);
+                let o = lvslab_ipvsadm::run(args, &mut client);
                 Ok(IpvsadmOutput {
                     stdout: o.stdout,
                     stderr: o.stderr,

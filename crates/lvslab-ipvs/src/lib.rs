@@ -1,12 +1,12 @@
-//! Kernel IPVS over generic netlink, and ipvsadm-style listings.
+//! Kernel IPVS over generic netlink.
 //!
 //! - [`IpvsClient`] talks to the kernel's IPVS (family `"IPVS"`) and implements
 //!   [`lvslab_spec::lb::LoadBalancer`]. [`IpvsClient::connect`] is also the capability
 //!   probe: it returns [`Error::Unavailable`] on a kernel without IPVS.
 //! - [`codec`] and [`wire`] are the pure halves: model → request bytes and reply bytes →
 //!   model, byte-for-byte what ipvsadm 1.31 sends, tested without a kernel.
-//! - [`ipvsadm_listing`] renders services in `ipvsadm -L -n` layouts; both dataplanes print
-//!   through it.
+//! - ipvsadm's command line and listings are not here: `lvslab-ipvsadm` runs them against
+//!   this client (and against the userspace director) through the `LoadBalancer` trait.
 //!
 //! **Namespaces.** IPVS state is per network namespace and a netlink socket belongs to the
 //! namespace its creating thread was in. Create the client on a thread that has entered
@@ -19,8 +19,6 @@
 pub mod client;
 pub mod codec;
 pub mod error;
-pub mod ipvsadm_args;
-pub mod ipvsadm_listing;
 pub mod wire;
 
 pub use client::IpvsClient;

@@ -2,12 +2,15 @@
 //!
 //! * `netlink_config_lists_like_ipvsadm`: services and destinations configured through
 //!   [`IpvsClient`] list character-exactly like `ipvsadm -Ln` (default, `--stats`, `--rate`,
-//!   `--thresholds`, `--persistent-conn`) when rendered by `ipvsadm_listing`;
+//!   `--thresholds`, `--persistent-conn`) when rendered by `lvslab_ipvsadm::listing`;
 //! * `ipvsadm_config_reads_back`: services created by the real `ipvsadm` read back through
 //!   [`IpvsClient`] as the model ipvsadm's documented defaults describe, field by field;
-//! * `ipvsadm_args_matches_ipvsadm`: our `ipvsadm_args::run` and the real `ipvsadm`, each in
+//! * `ipvsadm_args_matches_ipvsadm`: our `lvslab_ipvsadm::run` and the real `ipvsadm`, each in
 //!   a fresh namespace, given the same command lines, print the same, exit the same and
-//!   leave the same kernel state.
+//!   leave the same kernel state;
+//! * `refusals_keep_ipvsadm_words`: command lines ipvsadm refuses exit with ipvsadm's
+//!   status through `lvslab_ipvsadm::run` too, and our message holds every line of
+//!   ipvsadm's (ours adds what is wrong and how to fix it); nothing reaches the kernel.
 //!
 //! Each check runs in its own network namespace inside the guest.
 
@@ -16,8 +19,8 @@ mod vm_support;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 
-use lvslab_ipvs::ipvsadm_listing::{render, Layout, ListingOptions};
-use lvslab_ipvs::{ipvsadm_args, IpvsClient};
+use lvslab_ipvs::IpvsClient;
+use lvslab_ipvsadm::listing::{render, Layout, ListingOptions};
 use lvslab_netns::Netns;
 use lvslab_spec::lb::{
     DestConfig, Encap, Family, ForwardMethod, LoadBalancer, Protocol, Scheduler, ServiceConfig,
@@ -53,6 +56,7 @@ fn main() {
             ),
             ("ipvsadm_config_reads_back", ipvsadm_config_reads_back),
             ("ipvsadm_args_matches_ipvsadm", ipvsadm_args_matches_ipvsadm),
+            ("refusals_keep_ipvsadm_words", refusals_keep_ipvsadm_words),
         ],
         MODULES,
     );
@@ -441,6 +445,11 @@ const SESSION: &[&str] = &[
     "-a -t 198.51.100.2:80 -r 10.0.0.6 -i",
     "-a -t 198.51.100.2:80 -r 10.0.0.10:8080 -i --tun-type gre --tun-csum",
     "-a -t 198.51.100.2:80 -r 10.0.0.14 -i --tun-type gue --tun-port 6080 --tun-remcsum",
+    // inet_aton forms (10.0.18 = 10.0.0.18, octal 014 = 12), a short mask, a weight above
+    // 65535 (Debian's ipvsadm takes up to INT_MAX)
+    "-a -t 198.51.100.2:80 -r 10.0.18 -i",
+    "-A -t 192.168.80.77:80 -s sh -p 30 -M 255.255.0",
+    "-a -t 192.168.80.77:80 -r 192.168.80.014 -g -w 70000",
     "-L -n",
     // Edits
     "-E -t 192.168.80.10:80 -s rr -p 60",
@@ -475,7 +484,7 @@ fn ipvsadm_args_matches_ipvsadm() -> Result<(), String> {
     let mut failures = Vec::new();
     for line in SESSION {
         let args = words(line);
-        let got = ipvsadm_args::run(&args, &mut ours);
+        let got = lvslab_ipvsadm::run(&args, &mut ours);
         let (code, out, err) = ipvsadm(&theirs_ns, &args)?;
         // Our messages name the program `lvslab ipvsadm`.
         let got_err = got.stderr.replace("lvslab ipvsadm", "ipvsadm");
@@ -497,6 +506,93 @@ fn ipvsadm_args_matches_ipvsadm() -> Result<(), String> {
             failures.push(format!(
                 "after `ipvsadm {line}` the kernel state differs:\n ours {a:#?}\n theirs {b:#?}"
             ));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
+    }
+}
+
+/// Command lines ipvsadm refuses: its usage checks (exit 2), popt's refusals and "no
+/// command" (255).
+const REFUSALS: &[&str] = &[
+    "-A -s rr",
+    "-a -t 192.168.80.10:80 -m",
+    "-d -t 192.168.80.10:80",
+    "-A -t 192.168.80.10:80 -r 192.168.80.11",
+    "-D -t 192.168.80.10:80 -s rr",
+    "-L -t 192.168.80.10:80 --timeout",
+    "-A -t 192.168.80.10:80 -t 192.168.80.11:80",
+    "-a -t 192.168.80.10:80 -r 192.168.80.11 -m -g",
+    "-a -t 192.0.2.1:80 -r 198.51.100.1 -w 2147483648",
+    "-a -t 192.0.2.1:80 -r 198.51.100.1 -w 3x",
+    "-a -t 192.0.2.1:80 -r 198.51.100.1 -x 1x",
+    "-A -t 192.168.80.300:80",
+    "-A -t 192.168.80.10:65536",
+    "-a -t 192.0.2.1:80 -r 198.51.100.1.2:80",
+    "-A -t 192.0.2.1",
+    "-A -t 192.0.2.1:80 -o",
+    "-A -t 192.0.2.1:80 -p 0",
+    "-A -t 192.0.2.1:80 -p -M 255.255.0.256",
+    "-A -t [2001:db8::1]:80 -p -M 129",
+    "-A -f 0",
+    "-A -t 192.0.2.1:80 -6",
+    "-A -t 192.0.2.1:80 -E",
+    "-A -t 192.0.2.1:80 -Ln",
+    "-A -t 192.0.2.1:80 extra",
+    "-A -t 192.0.2.1:80 -s rr -b sh-port",
+    "-A -t 192.0.2.1:80 -s sh -b sh-foo",
+    "-a -t 192.0.2.1:80 -r 198.51.100.1 -m --tun-type gue",
+    "-a -t 192.0.2.1:80 -r 198.51.100.1 -i --tun-type gue",
+    "-a -t 192.0.2.1:80 -r 198.51.100.1 -i --tun-type gue --tun-port 6080 --tun-csum --tun-remcsum",
+    "-a -t 192.0.2.1:80 -r 198.51.100.1 -i --tun-type gre --tun-port 6080",
+    "-a -t 192.0.2.1:80 -r 198.51.100.1 -i --tun-type vxlan",
+    "-a -t [2001:db8::1]:80 -r 192.0.2.1 -m",
+    "-L --stats --timeout",
+    "--set 900 120",
+    "--set 900 120 x",
+    "--set 1 2 3 4",
+    "-A -t 192.0.2.1:80 --bogus",
+    "-A -t 192.0.2.1:80 -q",
+    "-A -t",
+    "-L --stats=1",
+    "-t 192.0.2.1:80 -A",
+    "192.0.2.1",
+    "-X",
+    "--bogus",
+];
+
+fn refusals_keep_ipvsadm_words() -> Result<(), String> {
+    let (ours_ns, mut ours) = namespace()?;
+    let (theirs_ns, _theirs) = namespace()?;
+    let _keep_ours = ours_ns;
+    let mut failures = Vec::new();
+    for line in REFUSALS {
+        let args = words(line);
+        let got = lvslab_ipvsadm::run(&args, &mut ours);
+        let (code, out, err) = ipvsadm(&theirs_ns, &args)?;
+        let got_err = got.stderr.replace("lvslab ipvsadm", "ipvsadm");
+        let ours_lines: Vec<&str> = got_err.lines().collect();
+        let missing: Vec<&str> = err
+            .lines()
+            .filter(|l| !l.is_empty() && !ours_lines.contains(l))
+            .collect();
+        if code == 0 || got.exit_code != code || got.stdout != out || !missing.is_empty() {
+            failures.push(format!(
+                "`ipvsadm {line}`:\n ours   exit {} out {:?} err {got_err:?}\n ipvsadm exit {code} out {out:?} err {err:?}",
+                got.exit_code, got.stdout
+            ));
+        } else {
+            println!(
+                "ok   ipvsadm {line} (exit {code}, {} more lines)",
+                ours_lines.len().saturating_sub(err.lines().count())
+            );
+        }
+        let left = lb("list ours", ours.list())?;
+        if !left.is_empty() {
+            failures.push(format!("`ipvsadm {line}` reached the kernel: {left:#?}"));
         }
     }
     if failures.is_empty() {

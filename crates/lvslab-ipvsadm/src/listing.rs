@@ -413,5 +413,5 @@ fn merge_sort<T: Copy>(v: &mut [T], cmp: &dyn Fn(&T, &T) -> i32) {
 }
 
 #[cfg(test)]
-#[path = "ipvsadm_listing_tests.rs"]
+#[path = "listing_tests.rs"]
 mod tests;

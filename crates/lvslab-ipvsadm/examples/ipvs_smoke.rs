@@ -3,7 +3,7 @@
 //! throwaway network namespace:
 //!
 //! ```text
-//! cargo build -p lvslab-ipvs --example ipvs_smoke
+//! cargo build -p lvslab-ipvsadm --example ipvs_smoke
 //! cargo run -p lvslab-vm --example vm -- run -- sh -c \
 //!   'modprobe ip_vs && unshare -n sh -c "ip link set lo up && $T/debug/examples/ipvs_smoke"'
 //! ```
@@ -17,8 +17,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, ExitCode};
 
-use lvslab_ipvs::ipvsadm_listing::{render, Layout, ListingOptions};
 use lvslab_ipvs::IpvsClient;
+use lvslab_ipvsadm::listing::{render, Layout, ListingOptions};
 use lvslab_spec::lb::{
     DestConfig, ForwardMethod, LbError, LoadBalancer, Protocol, Scheduler, ServiceConfig,
     ServiceKey, Timeouts,
@@ -283,7 +283,7 @@ fn run() -> Result<(), String> {
     let back = lb.timeouts().map_err(|e| e.to_string())?;
     check("timeouts round trip", back == t, format!("{back:?}"))?;
     let theirs = ipvsadm(&["-L", "--timeout"])?;
-    let ours = lvslab_ipvs::ipvsadm_listing::render_timeouts(&back);
+    let ours = lvslab_ipvsadm::listing::render_timeouts(&back);
     check(
         "timeout line equals ipvsadm",
         ours == theirs,
