@@ -7,6 +7,7 @@
 
 pub mod checks;
 pub mod diagnose;
+mod error;
 pub mod outcome;
 pub mod packets;
 pub mod report;
@@ -14,5 +15,6 @@ pub mod traffic;
 pub mod trials;
 pub mod verify;
 
+pub use error::HarnessError;
 pub use outcome::{Check, Failure, Status, TrialOutcome};
 pub use trials::{collect, run_trial, TrialKind, TrialSpec};

@@ -10,6 +10,7 @@ use lvslab_pcap::Finding;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnose::Diagnosis;
+use crate::error::{io, HarnessError};
 use crate::packets::PacketReport;
 
 /// The file a trial writes its outcome to, in its capture folder.
@@ -249,22 +250,31 @@ impl TrialOutcome {
     }
 
     /// Reads an outcome a trial wrote (`None` when there is none).
-    pub fn read(dir: &Path) -> Option<Result<TrialOutcome, String>> {
+    pub fn read(dir: &Path) -> Option<Result<TrialOutcome, HarnessError>> {
         let path = dir.join(OUTCOME_FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) => return Some(Err(format!("read {}: {e}", path.display()))),
+            Err(e) => return Some(Err(io("read", &path)(e))),
         };
-        Some(serde_json::from_str(&text).map_err(|e| format!("parse {}: {e}", path.display())))
+        Some(
+            serde_json::from_str(&text).map_err(|source| HarnessError::Json {
+                op: "parse",
+                path,
+                source,
+            }),
+        )
     }
 
     /// Writes the outcome into `dir` (what a trial in the VM does for the host).
-    pub fn write(&self, dir: &Path) -> Result<(), String> {
+    pub fn write(&self, dir: &Path) -> Result<(), HarnessError> {
         let path = dir.join(OUTCOME_FILE);
-        let text = serde_json::to_string_pretty(self)
-            .map_err(|e| format!("encode {}: {e}", path.display()))?;
-        std::fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))
+        let text = serde_json::to_string_pretty(self).map_err(|source| HarnessError::Json {
+            op: "encode",
+            path: path.clone(),
+            source,
+        })?;
+        std::fs::write(&path, text).map_err(io("write", &path))
     }
 }
 

@@ -8,8 +8,8 @@
 //! - checks every flow to the service against the forwarding-mode rules with [`Roles`] built
 //!   from the lab model, and the flows per real server against the scheduler's share;
 //! - checks the lab's own expectations (`labs/<lab>/expect.toml`, see [`Expectations`]);
-//! - writes [`PacketReport`] (`packets.json`) beside the pcapng, which is how `lvslab test`
-//!   learns what a trial saw, also when the trial ran in the VM.
+//! - hands back a [`PacketReport`], which the trial's outcome (`outcome.json` beside the
+//!   pcapng) carries: how `lvslab test` learns what a trial saw, also in the VM.
 //!
 //! Where captures go: `<root>/<lab>/<dataplane>/`, the root being the one `lvslab test` set
 //! ([`set_capture_root`]), else `$LVSLAB_CAPTURE_DIR`, else the workspace's
@@ -17,27 +17,18 @@
 //! the trial sets, as in instance names.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use lvslab_netns::apply::LabInstance;
 use lvslab_netns::capture::{CaptureSet, Captured};
-use lvslab_netns::plan::mac_of;
-use lvslab_pcap::decode::{L4Summary, TcpFlags};
-use lvslab_pcap::expect_check::CheckExpectations;
-use lvslab_pcap::rules::{Director, RealServer, Roles};
-use lvslab_pcap::FlowView;
-use lvslab_pcap::{
-    check_distribution, correlate, decode_capture, ladder, rules, Analysis, Capture,
-    CorrelateOptions, FieldDiff, Finding, Flow,
-};
-use lvslab_spec::lb::ServiceKey;
-use lvslab_spec::model::{Lab, NatRule};
-use lvslab_spec::MacAddr;
+use lvslab_pcap::rules::Roles;
+use lvslab_pcap::{check_trial, ladder, roles_of, Finding, FlowView};
+use lvslab_spec::model::Lab;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{io, HarnessError};
 use crate::trials::TrialSpec;
 use lvslab_spec::Dataplane;
 
@@ -46,9 +37,6 @@ pub const CAPTURE_DIR_ENV: &str = "LVSLAB_CAPTURE_DIR";
 
 /// The capture file of a trial, in its capture directory.
 pub const CAPTURE_FILE: &str = "capture.pcapng";
-
-/// The trial's packet results, in its capture directory.
-pub const REPORT_FILE: &str = "packets.json";
 
 /// The lab's own packet expectations (parsed by lvslab-spec, checked by lvslab-pcap).
 pub use lvslab_spec::expect::{Expectations, EXPECT_FILE};
@@ -112,26 +100,25 @@ pub fn spec_capture_dir(spec: &TrialSpec) -> Option<PathBuf> {
 
 /// Prepares a kernel trial that runs in the VM: creates its capture directory on the host,
 /// shares it read-write with the guest at the same path and tells the guest the root.
-pub fn prepare_vm(spec: &TrialSpec, opts: &mut lvslab_vm::RunOptions) -> Result<(), String> {
+pub fn prepare_vm(spec: &TrialSpec, opts: &mut lvslab_vm::RunOptions) -> Result<(), HarnessError> {
     let Some(dir) = spec_capture_dir(spec) else {
         return Ok(());
     };
     clear_dir(&dir)?;
-    let dir = std::fs::canonicalize(&dir)
-        .map_err(|e| format!("capture directory {}: {e}", dir.display()))?;
+    let dir = std::fs::canonicalize(&dir).map_err(io("resolve", &dir))?;
+    // `<root>/<lab>/<dataplane>`: a folder made just above always has two parents.
     let root = dir
         .parent()
         .and_then(Path::parent)
-        .ok_or_else(|| format!("capture directory {} has no root", dir.display()))?;
+        .unwrap_or(Path::new("/"));
     match &opts.scratch {
         None => opts.scratch = Some(dir.clone()),
         Some(s) if dir.starts_with(s) => {}
         Some(s) => {
-            return Err(format!(
-                "the VM can share one writable directory and it is already {}: \
-                 the captures must go under it (set {CAPTURE_DIR_ENV})",
-                s.display()
-            ))
+            return Err(HarnessError::VmShare {
+                shared: s.clone(),
+                env: CAPTURE_DIR_ENV,
+            })
         }
     }
     opts.env
@@ -140,19 +127,18 @@ pub fn prepare_vm(spec: &TrialSpec, opts: &mut lvslab_vm::RunOptions) -> Result<
 }
 
 /// Creates `dir` and removes what an earlier run left there.
-fn clear_dir(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("create capture directory {}: {e}", dir.display()))?;
-    for f in [CAPTURE_FILE, REPORT_FILE, crate::outcome::OUTCOME_FILE] {
+fn clear_dir(dir: &Path) -> Result<(), HarnessError> {
+    std::fs::create_dir_all(dir).map_err(io("create capture folder", dir))?;
+    for f in [CAPTURE_FILE, crate::outcome::OUTCOME_FILE] {
         let p = dir.join(f);
         if p.exists() {
-            std::fs::remove_file(&p).map_err(|e| format!("remove {}: {e}", p.display()))?;
+            std::fs::remove_file(&p).map_err(io("remove", &p))?;
         }
     }
     Ok(())
 }
 
-/// What a dataplane trial's captures showed; `packets.json`.
+/// What a dataplane trial's captures showed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PacketReport {
     /// Frames captured over all points.
@@ -171,32 +157,10 @@ pub struct PacketReport {
 }
 
 impl PacketReport {
-    /// Reads `packets.json` from a trial's capture directory (`None` when it has none).
-    pub fn read(dir: &Path) -> Option<Result<PacketReport, String>> {
-        let path = dir.join(REPORT_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) => return Some(Err(format!("read {}: {e}", path.display()))),
-        };
-        Some(serde_json::from_str(&text).map_err(|e| format!("parse {}: {e}", path.display())))
-    }
-
     /// Whether anything failed.
     pub fn failed(&self) -> bool {
         !self.findings.is_empty() || !self.errors.is_empty()
     }
-}
-
-fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
-    match ip {
-        IpAddr::V4(a) => Some(a),
-        IpAddr::V6(_) => None,
-    }
-}
-
-fn mac(instance: &str, node: &str, iface: &str) -> MacAddr {
-    mac_of(instance, node, iface)
 }
 
 /// The device on which a TUN-mode real server's decapsulated packets appear: its decap
@@ -217,183 +181,6 @@ pub fn capture_points(lab: &Lab) -> Vec<String> {
     lab.points_to_capture()
 }
 
-/// Which of `node`'s interfaces reaches `to`: the one whose subnet holds it, else the one
-/// whose subnet holds the gateway of the node's most specific route covering it.
-fn iface_toward(lab: &Lab, node: &str, to: IpAddr) -> Option<String> {
-    let n = lab.node(node)?;
-    let on_link = |ip: IpAddr| {
-        n.interfaces
-            .iter()
-            .find(|(_, ps)| ps.iter().any(|p| p.len < 32 && p.contains(&ip)))
-            .map(|(i, _)| i.clone())
-    };
-    if let Some(i) = on_link(to) {
-        return Some(i);
-    }
-    let route = n
-        .routes
-        .iter()
-        .filter(|r| r.dest.as_ref().is_none_or(|d| d.contains(&to)))
-        .max_by_key(|r| r.dest.as_ref().map_or(0, |d| d.len + 1))?;
-    if let Some(dev) = &route.dev {
-        return Some(dev.clone());
-    }
-    on_link(route.via?)
-}
-
-/// Node and interface holding `ip`, preferring interfaces other than `lo` and
-/// decapsulation devices (a hidden VIP).
-fn holder(lab: &Lab, ip: IpAddr) -> Option<(String, String)> {
-    let label = lab.label_of(&ip)?;
-    let (n, i) = label.split_once(':')?;
-    Some((n.to_string(), i.to_string()))
-}
-
-/// The role addresses of the lab's first service, all from the lab model: mode, VIP, the
-/// director's address toward the real servers and its MACs, each real server's node,
-/// capture point, address, port and MAC, FullNAT local addresses, and the addresses
-/// requests may carry at the director (the traffic source's, and those of every node that
-/// rewrites sources on the way).
-pub fn roles(lab: &Lab, instance: &str) -> Result<Roles, String> {
-    let svc = lab.services.first().ok_or("the lab has no [[service]]")?;
-    let ServiceKey::Addr {
-        protocol,
-        addr,
-        port,
-    } = svc.config.key
-    else {
-        return Err("firewall-mark services have no VIP to check packets against".into());
-    };
-    let vip = v4(addr).ok_or("IPv6 services are not checked")?;
-    let director = lab
-        .node(&svc.director)
-        .ok_or_else(|| format!("director node {} is not in the lab", svc.director))?;
-    let first_rs = svc
-        .real_servers
-        .first()
-        .ok_or("the service has no real server")?;
-    let dip = iface_toward(lab, &director.name, first_rs.config.addr)
-        .and_then(|i| director.first_address(&i))
-        .and_then(v4)
-        .ok_or_else(|| {
-            format!(
-                "no address of {} faces real server {}",
-                director.name, first_rs.config.addr
-            )
-        })?;
-    let macs = lab
-        .node_interfaces(&director.name)
-        .into_iter()
-        .map(|i| {
-            (
-                format!("{}:{i}", director.name),
-                mac(instance, &director.name, &i),
-            )
-        })
-        .collect();
-    let mut real_servers = Vec::new();
-    for rs in &svc.real_servers {
-        let rip = v4(rs.config.addr)
-            .ok_or_else(|| format!("real server {} is not IPv4", rs.config.addr))?;
-        let (node, iface) = match (&rs.node, holder(lab, rs.config.addr)) {
-            (Some(n), Some((hn, i))) if &hn == n => (n.clone(), i),
-            (Some(n), _) => {
-                let i = iface_toward(lab, n, IpAddr::V4(dip))
-                    .ok_or_else(|| format!("no interface of {n} faces the director"))?;
-                (n.clone(), i)
-            }
-            (None, Some(h)) => h,
-            (None, None) => {
-                return Err(format!(
-                    "real server {} is on no node of the lab",
-                    rs.config.addr
-                ))
-            }
-        };
-        real_servers.push(RealServer {
-            name: node.clone(),
-            point: format!("{node}:{iface}"),
-            rip,
-            port: rs.config.port,
-            mac: Some(mac(instance, &node, &iface)),
-            tunnel_src: None,
-        });
-    }
-    let tun_encap = svc
-        .real_servers
-        .first()
-        .map(|r| r.config.tun_type)
-        .unwrap_or_default();
-    let mode = lab.mode;
-    let local_addrs = svc
-        .config
-        .local_addresses
-        .iter()
-        .copied()
-        .filter_map(v4)
-        .collect();
-    Ok(Roles {
-        mode,
-        tun_encap,
-        proto: protocol.number(),
-        vip,
-        vport: port,
-        director: Director {
-            node: director.name.clone(),
-            dip,
-            macs,
-        },
-        real_servers,
-        local_addrs,
-        client_addrs: client_addrs(lab),
-    })
-}
-
-/// Sources a request may carry when it reaches the director: the traffic source's
-/// addresses and every address a source-rewriting node puts on packets.
-fn client_addrs(lab: &Lab) -> Vec<Ipv4Addr> {
-    let Some(t) = &lab.traffic else {
-        return Vec::new();
-    };
-    let mut out: Vec<Ipv4Addr> = lab
-        .node(&t.from)
-        .map(|n| {
-            n.interfaces
-                .values()
-                .flatten()
-                .filter_map(|p| v4(p.addr))
-                .collect()
-        })
-        .unwrap_or_default();
-    for n in &lab.nodes {
-        for rule in &n.nat {
-            let added: Vec<Ipv4Addr> = match rule {
-                NatRule::Snat { to, .. } => v4(*to).into_iter().collect(),
-                NatRule::Masquerade { out: Some(i), .. } => n
-                    .interfaces
-                    .get(i)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|p| v4(p.addr))
-                    .collect(),
-                NatRule::Masquerade { out: None, .. } => n
-                    .interfaces
-                    .values()
-                    .flatten()
-                    .filter_map(|p| v4(p.addr))
-                    .collect(),
-                NatRule::Dnat { .. } => Vec::new(),
-            };
-            for a in added {
-                if !out.contains(&a) {
-                    out.push(a);
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Captures running during a dataplane trial's traffic.
 pub struct TrialCapture {
     set: CaptureSet,
@@ -406,15 +193,14 @@ pub struct TrialCapture {
 impl TrialCapture {
     /// Checks the lab's roles and expectations, then arms every capture point of the
     /// built lab. Call right before the traffic.
-    pub fn arm(lab: &Lab, inst: &LabInstance, d: Dataplane) -> Result<TrialCapture, String> {
+    pub fn arm(lab: &Lab, inst: &LabInstance, d: Dataplane) -> Result<TrialCapture, HarnessError> {
         let instance = &inst.plan.instance;
         let key = instance
             .split_once('-')
             .map_or(instance.as_str(), |(_, k)| k);
         let dir = capture_root().join(key).join(d.name());
-        let roles = roles(lab, instance)?;
-        let mut expect = Expectations::load(&Expectations::path_for(lab), lab, instance)
-            .map_err(|e| e.to_string())?;
+        let roles = roles_of(lab, instance)?;
+        let mut expect = Expectations::load(&Expectations::path_for(lab), lab, instance)?;
         if let (Some(e), Some(dev)) = (expect.as_mut(), decap_receive_device(lab, d)) {
             e.receive_decap_on(&dev);
         }
@@ -436,12 +222,13 @@ impl TrialCapture {
         let mut at = Vec::new();
         for p in &points {
             let node = p.split(':').next().unwrap_or(p);
-            let ns = inst
-                .ns(node)
-                .ok_or_else(|| format!("capture point {p}: no namespace for node {node}"))?;
+            let ns = inst.ns(node).ok_or_else(|| HarnessError::NoNamespace {
+                point: p.clone(),
+                node: node.to_string(),
+            })?;
             at.push((ns, p.clone()));
         }
-        let set = CaptureSet::arm(&at).map_err(|e| format!("arm captures: {e}"))?;
+        let set = CaptureSet::arm(&at)?;
         Ok(TrialCapture {
             set,
             points,
@@ -482,17 +269,6 @@ impl TrialCapture {
             log,
             &mut report,
         );
-        let path = self.dir.join(REPORT_FILE);
-        match serde_json::to_string_pretty(&report) {
-            Ok(text) => {
-                if let Err(e) = std::fs::write(&path, text) {
-                    report.errors.push(format!("write {}: {e}", path.display()));
-                }
-            }
-            Err(e) => report
-                .errors
-                .push(format!("encode {}: {e}", path.display())),
-        }
         (report, summaries)
     }
 }
@@ -533,7 +309,7 @@ fn check_captured(
         }
         Err(e) => report.errors.push(format!("write {}: {e}", file.display())),
     }
-    let analysis = check_capture(&captured.capture, points, roles, expect, expected);
+    let analysis = check_trial(&captured.capture, points, roles, expect, expected);
     report.packets = captured.capture.frames.len() as u64;
     report.hops_checked = analysis.hops_checked as u64;
     log.push(format!(
@@ -596,256 +372,4 @@ fn check_captured(
         .collect();
     report.findings = analysis.findings;
     analysis.analysis.summaries
-}
-
-/// What [`check_capture`] found.
-#[derive(Debug, Clone)]
-pub struct CaptureCheck {
-    /// Decoded frames, flows and the mode rules' outcome.
-    pub analysis: Analysis,
-    /// Mode-rule findings, then the distribution's, then the expectations'.
-    pub findings: Vec<Finding>,
-    /// Hops compared by the rules and the expectations.
-    pub hops_checked: usize,
-    /// TCP flows already under way when the capture was armed (their first sighting is
-    /// not a SYN): stragglers of the trial's checks, not checked.
-    pub unchecked: usize,
-    /// Flows of other protocols than the service's (IGMP, ICMP echo…), not checked.
-    pub other_protocols: usize,
-}
-
-/// ICMP type of a redirect.
-const ICMP_REDIRECT: u8 = 5;
-
-/// Removes the ICMP redirects the director sent from the flows they quote (they are not
-/// packets of the flow, and the mode rules would read them as requests that never left
-/// the director) and reports each as an `icmp.redirect` finding: a real server that obeys
-/// one sends its replies past the director, which breaks NAT and FullNAT.
-fn take_redirects(flows: &mut [Flow], roles: &Roles) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let director = roles.director.node.as_str();
-    for flow in flows.iter_mut() {
-        let mut reported: Vec<usize> = Vec::new();
-        for h in &flow.hops {
-            let Some(L4Summary::Icmp(i)) = &h.summary.l4 else {
-                continue;
-            };
-            if i.icmp_type != ICMP_REDIRECT || reported.contains(&h.packet) {
-                continue;
-            }
-            let Some(ip) = h.summary.inner() else {
-                continue;
-            };
-            reported.push(h.packet);
-            let from_director = h.point.split(':').next() == Some(director);
-            out.push(Finding {
-                rule: "icmp.redirect".into(),
-                point: h.point.clone(),
-                frames: vec![h.frame],
-                flow: Some(flow.id),
-                packet: Some(h.packet + 1),
-                message: format!(
-                    "{} sent an ICMP redirect to {}{}",
-                    ip.src,
-                    ip.dst,
-                    if from_director {
-                        " (the director's send_redirects is on: a real server that obeys it \
-                         bypasses the director)"
-                    } else {
-                        ""
-                    }
-                ),
-                diffs: vec![FieldDiff {
-                    path: "icmp.type".into(),
-                    expected: "no redirect".into(),
-                    expected_label: None,
-                    actual: format!("{} code {}", i.icmp_type, i.code),
-                }],
-            });
-        }
-        if !reported.is_empty() {
-            flow.hops.retain(|h| !reported.contains(&h.packet));
-        }
-    }
-    out
-}
-
-/// Whether a flow's first sighting is a TCP segment other than a SYN: the connection was
-/// opened before the capture started, so its opening (and its ISN, which correlation
-/// needs) is missing.
-fn began_before_capture(flow: &Flow) -> bool {
-    flow.hops.first().is_some_and(
-        |h| matches!(&h.summary.l4, Some(L4Summary::Tcp(t)) if !t.flags.has(TcpFlags::SYN)),
-    )
-}
-
-/// Checks one trial capture: the mode rules of `roles`, the scheduler's share
-/// (`expected`) and the lab's expectations.
-pub fn check_capture(
-    capture: &Capture,
-    points: &[String],
-    roles: &Roles,
-    expect: Option<&Expectations>,
-    expected: Option<&BTreeMap<String, u64>>,
-) -> CaptureCheck {
-    let opts = CorrelateOptions {
-        point_order: points.to_vec(),
-        ..CorrelateOptions::default()
-    };
-    let summaries: Vec<_> = decode_capture(capture);
-    // Only flows of the service's protocol: multicast reports and the like cross the
-    // director too, and the mode rules would read them as requests it dropped.
-    let (flows, other): (Vec<Flow>, Vec<Flow>) =
-        correlate(&summaries, &opts).into_iter().partition(|f| {
-            f.hops
-                .first()
-                .and_then(|h| h.summary.inner())
-                .is_some_and(|ip| ip.proto == roles.proto)
-        });
-    let (mut flows, before): (Vec<Flow>, Vec<Flow>) =
-        flows.into_iter().partition(|f| !began_before_capture(f));
-    let redirects = take_redirects(&mut flows, roles);
-    let outcome = rules::check(&flows, roles);
-    let analysis = Analysis {
-        summaries,
-        flows,
-        outcome,
-    };
-    let mut findings = redirects;
-    findings.extend(analysis.outcome.findings.iter().cloned());
-    let mut hops_checked = analysis.outcome.hops_checked;
-    if let Some(want) = expected {
-        findings.extend(check_distribution(&analysis.outcome, want, roles));
-    }
-    if let Some(e) = expect {
-        let (n, f) = CheckExpectations::check(e, &analysis);
-        hops_checked += n;
-        findings.extend(f);
-    }
-    CaptureCheck {
-        analysis,
-        findings,
-        hops_checked,
-        unchecked: before.len(),
-        other_protocols: other.len(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use lvslab_spec::Mode;
-
-    /// The first two connections of a real `userspace::nat` trial (instance `u-nat`), cut
-    /// with `editcap -r capture.pcapng out 1-155` right before the third connection's SYN.
-    const NAT_CAPTURE: &[u8] = include_bytes!("../tests/fixtures/nat-userspace-2flows.pcapng");
-
-    fn labs() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../labs")
-    }
-
-    fn nat_lab() -> Lab {
-        lvslab_spec::load_lab(&labs().join("nat/lab.toml"), &[]).expect("the nat lab loads")
-    }
-
-    fn nat_capture() -> Capture {
-        Capture::from_pcapng(NAT_CAPTURE).expect("the fixture is pcapng")
-    }
-
-    #[test]
-    fn roles_come_from_the_lab_model() {
-        let lab = nat_lab();
-        let r = roles(&lab, "u-nat").expect("roles");
-        let addr = |n: &str, i: &str| lab.node(n).and_then(|n| n.first_address(i));
-        assert_eq!(r.mode, Mode::Nat);
-        assert_eq!(Some(IpAddr::V4(r.vip)), addr("director", "eth0"));
-        assert_eq!(r.vport, 80);
-        assert_eq!(r.proto, 6);
-        assert_eq!(r.director.node, "director");
-        assert_eq!(
-            r.director.macs.get("director:eth0"),
-            Some(&mac_of("u-nat", "director", "eth0"))
-        );
-        let names: Vec<&str> = r.real_servers.iter().map(|s| s.point.as_str()).collect();
-        assert_eq!(names, ["rs1:eth0", "rs2:eth0", "rs3:eth0"]);
-        assert_eq!(Some(IpAddr::V4(r.real_servers[0].rip)), addr("rs1", "eth0"));
-        assert_eq!(r.real_servers[0].port, 8080);
-        // The client, and the ISP that masquerades it.
-        assert!(r
-            .client_addrs
-            .iter()
-            .any(|a| Some(IpAddr::V4(*a)) == addr("client", "eth0")));
-        assert!(r
-            .client_addrs
-            .iter()
-            .any(|a| Some(IpAddr::V4(*a)) == addr("isp", "eth1")));
-    }
-
-    #[test]
-    fn a_real_nat_capture_passes_the_nat_rules_and_the_lab_expectations() {
-        let lab = nat_lab();
-        let r = roles(&lab, "u-nat").expect("roles");
-        let e = Expectations::load(&labs().join("nat").join(EXPECT_FILE), &lab, "u-nat")
-            .expect("expect.toml parses")
-            .expect("the nat lab has an expect.toml");
-        let c = check_capture(&nat_capture(), &capture_points(&lab), &r, Some(&e), None);
-        assert_eq!(c.findings, Vec::<Finding>::new());
-        assert_eq!(c.analysis.outcome.flows_checked, 2);
-        assert!(c.hops_checked > c.analysis.outcome.hops_checked);
-    }
-
-    #[test]
-    fn dr_roles_on_a_nat_capture_fail_with_the_fields_nat_rewrote() {
-        let lab = nat_lab();
-        let mut r = roles(&lab, "u-nat").expect("roles");
-        r.mode = Mode::Dr;
-        let c = check_capture(&nat_capture(), &capture_points(&lab), &r, None, None);
-        let rips: Vec<String> = r.real_servers.iter().map(|s| s.rip.to_string()).collect();
-        // DR leaves the destination alone: the NAT director rewrote it to a real server.
-        let dst = c
-            .findings
-            .iter()
-            .filter(|f| f.rule == "dr.request")
-            .flat_map(|f| &f.diffs)
-            .find(|d| d.path == "ipv4.dst")
-            .expect("a dr.request finding on ipv4.dst");
-        assert_eq!(dst.expected, r.vip.to_string());
-        assert!(rips.contains(&dst.actual), "{dst}");
-        // …and the port: 80 became the real server's 8080.
-        assert!(c
-            .findings
-            .iter()
-            .flat_map(|f| &f.diffs)
-            .any(|d| d.path == "tcp.dport" && d.expected == "80" && d.actual == "8080"));
-        // DR replies bypass the director; NAT replies cross it.
-        let reply = c
-            .findings
-            .iter()
-            .find(|f| f.rule == "dr.reply")
-            .expect("a dr.reply finding");
-        assert!(reply.diffs.iter().any(|d| d.path == "route"), "{reply}");
-    }
-
-    #[test]
-    fn expectations_resolve_references_and_fail_on_the_wrong_source() {
-        let lab = nat_lab();
-        let text =
-            "[[hop]]\npoint = \"rs*:eth0\"\ndirection = \"request\"\nipv4.src = \"client:eth0\"\n";
-        let e =
-            Expectations::parse(Path::new("x/expect.toml"), text, &lab, "u-nat").expect("valid");
-        assert_eq!(e.hops[0].fields[0].allowed, ["192.168.10.1"]);
-        let r = roles(&lab, "u-nat").expect("roles");
-        let c = check_capture(&nat_capture(), &capture_points(&lab), &r, Some(&e), None);
-        let f = c
-            .findings
-            .iter()
-            .find(|f| f.rule == "expect.hop")
-            .expect("the masqueraded source is not the client's");
-        assert!(f.message.contains("x/expect.toml:2"), "{}", f.message);
-        let d = &f.diffs[0];
-        assert_eq!(
-            (d.path.as_str(), d.actual.as_str()),
-            ("ipv4.src", "198.51.100.1")
-        );
-    }
 }

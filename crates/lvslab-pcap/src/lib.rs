@@ -2,28 +2,34 @@
 //!
 //! capture files ([`pcapng`]) → per-frame summaries ([`decode`]) → one hop ladder per flow
 //! ([`correlate`], [`ladder`]) → findings against the forwarding-mode rules ([`rules`])
-//! and a lab's own expectations ([`expect_check`]). Pure: no root, no I/O beyond reading
-//! and writing files. (Reports of whole trials are the harness's: they render its trial
-//! outcomes.)
+//! and a lab's own expectations ([`expect_check`]). [`check_trial`] is that whole path for
+//! one trial, with roles derived from the lab model ([`lab_roles`]); trials call it, and
+//! its tests run it on a real capture. Pure: no root, no I/O beyond reading and writing
+//! files, and it never decides on anything but the packets and the lab model. (Reports of
+//! whole trials are the harness's: they render its trial outcomes.)
 
 pub mod correlate;
 pub mod decode;
 pub mod error;
 pub mod expect_check;
+pub mod lab_roles;
 pub mod ladder;
 pub mod pcapng;
 pub mod rules;
+pub mod trial_check;
 
 pub use correlate::{correlate, CorrelateOptions, Direction, Flow, Hop};
 pub use decode::{decode_capture, decode_frame, MacAddr, PacketSummary, TunnelHeader};
 pub use error::PcapError;
 pub use expect_check::CheckExpectations;
+pub use lab_roles::{roles_of, RolesError};
 pub use ladder::{FlowView, LadderRow};
 pub use lvslab_spec::{Encap, Mode};
 pub use pcapng::{Capture, Frame, Interface, LinkType, PacketDirection, PcapngWriter};
 pub use rules::{
     check, check_distribution, CheckOutcome, Director, FieldDiff, Finding, RealServer, Roles,
 };
+pub use trial_check::{check_trial, TrialCheck};
 
 /// Everything the offline pipeline derives from a trial's captures.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -128,7 +128,7 @@ fn traffic_phases(
     let capture = match crate::packets::TrialCapture::arm(lab, inst, d) {
         Ok(c) => c,
         Err(e) => {
-            out.fail(Failure::new(Check::Capture, e));
+            out.fail(Failure::new(Check::Capture, e.to_string()));
             return Vec::new();
         }
     };

@@ -26,7 +26,7 @@ pub(super) fn run_in_vm(spec: &TrialSpec, argv: &[String], out: &mut TrialOutcom
     // The guest sees the host's / read-only with its own tmpfs on /tmp, /run and /var;
     // the trial's capture folder is shared writable at the same path.
     if let Err(e) = prepare_vm(spec, &mut opts) {
-        return out.fail(Failure::new(Check::Vm, e));
+        return out.fail(Failure::new(Check::Vm, e.to_string()));
     }
     let Some(dir) = spec_capture_dir(spec) else {
         return out.fail(Failure::new(Check::Vm, "a VM trial needs a capture folder"));
@@ -57,7 +57,7 @@ pub(super) fn run_in_vm(spec: &TrialSpec, argv: &[String], out: &mut TrialOutcom
         Some(Err(e)) => {
             out.log.push(note);
             out.vm = Some(vm);
-            out.fail(Failure::new(Check::Vm, e));
+            out.fail(Failure::new(Check::Vm, e.to_string()));
         }
         None => {
             out.log.push(note);

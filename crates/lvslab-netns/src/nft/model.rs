@@ -657,7 +657,9 @@ impl Table {
                 }
             }
             for (k, r) in c.rules.iter().enumerate() {
-                check_statement(&chains, c, k, r).map_err(&bad)?;
+                if let Some(problem) = statement_problem(&chains, c, k, r) {
+                    return Err(bad(problem));
+                }
             }
         }
         Ok(Table {
@@ -683,12 +685,8 @@ impl Table {
     }
 }
 
-fn check_statement(
-    chains: &[Chain],
-    chain: &Chain,
-    index: usize,
-    rule: &Rule,
-) -> std::result::Result<(), String> {
+/// What is wrong with a rule's statement where it stands, if anything.
+fn statement_problem(chains: &[Chain], chain: &Chain, index: usize, rule: &Rule) -> Option<String> {
     let at = format!("chain {}, rule {}", chain.name, index + 1);
     let nat_hooks: &[&str] = match rule.statement {
         Statement::Masquerade => &["postrouting"],
@@ -696,19 +694,19 @@ fn check_statement(
         Statement::Dnat(_) => &["prerouting", "output"],
         Statement::Jump(ref target) => {
             return match chains.iter().find(|c| &c.name == target) {
-                Some(c) if c.base.is_none() => Ok(()),
-                Some(_) => Err(format!("{at}: cannot jump to base chain {target}")),
-                None => Err(format!("{at}: jump to unknown chain {target}")),
+                Some(c) if c.base.is_none() => None,
+                Some(_) => Some(format!("{at}: cannot jump to base chain {target}")),
+                None => Some(format!("{at}: jump to unknown chain {target}")),
             };
         }
-        Statement::Accept | Statement::Drop | Statement::Return => return Ok(()),
+        Statement::Accept | Statement::Drop | Statement::Return => return None,
     };
     match &chain.base {
         // A regular chain's NAT statements are checked by the kernel against the
         // chains that jump to it.
-        None => Ok(()),
-        Some(b) if b.chain_type == ChainType::Nat && nat_hooks.contains(&b.hook.name()) => Ok(()),
-        Some(b) => Err(format!(
+        None => None,
+        Some(b) if b.chain_type == ChainType::Nat && nat_hooks.contains(&b.hook.name()) => None,
+        Some(b) => Some(format!(
             "{at}: {:?} needs a nat chain on hook {}, not a {} chain on {}",
             rule.statement,
             nat_hooks.join(" or "),

@@ -294,9 +294,10 @@ pub(crate) fn value(key: &Key<'_>, v: &SysctlValue) -> Result<String, Refusal> {
     let (numbers, written) = match v {
         SysctlValue::Int(i) => (vec![*i], i.to_string()),
         SysctlValue::Str(s) if key.rule == Rule::CpuList => {
-            return cpu_list(s)
-                .map(|()| s.clone())
-                .map_err(|why| refuse(Some(why)));
+            return match cpu_list_problem(s) {
+                None => Ok(s.clone()),
+                Some(why) => Err(refuse(Some(why))),
+            };
         }
         SysctlValue::Str(s) => (integers(s).map_err(|why| refuse(Some(why)))?, s.clone()),
         SysctlValue::Bool(_) | SysctlValue::Float(_) => return Err(refuse(None)),
@@ -367,8 +368,9 @@ fn integers(s: &str) -> Result<Vec<i64>, String> {
     Ok(out)
 }
 
-/// `0-3,8`: CPU numbers and ranges, separated by commas.
-fn cpu_list(s: &str) -> Result<(), String> {
+/// `0-3,8`: CPU numbers and ranges, separated by commas; what is wrong with `s`, if
+/// anything.
+fn cpu_list_problem(s: &str) -> Option<String> {
     let number = |t: &str| -> Option<u32> {
         (!t.is_empty() && t.len() <= 5 && t.bytes().all(|b| b.is_ascii_digit()))
             .then(|| t.parse().ok())
@@ -380,10 +382,10 @@ fn cpu_list(s: &str) -> Result<(), String> {
             None => number(item).is_some(),
         };
         if !ok {
-            return Err(format!("`{}` is not a CPU number or range", shown(item)));
+            return Some(format!("`{}` is not a CPU number or range", shown(item)));
         }
     }
-    Ok(())
+    None
 }
 
 #[cfg(test)]
