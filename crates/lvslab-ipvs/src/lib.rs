@@ -5,6 +5,7 @@
 //!   probe: it returns [`Error::Unavailable`] on a kernel without IPVS.
 //! - [`codec`] and [`wire`] are the pure halves: model → request bytes and reply bytes →
 //!   model, byte-for-byte what ipvsadm 1.31 sends, tested without a kernel.
+//! - [`install`] puts a lab's services on the IPVS of its director's namespace.
 //! - ipvsadm's command line and listings are not here: `lvslab-ipvsadm` runs them against
 //!   this client (and against the userspace director) through the `LoadBalancer` trait.
 //!
@@ -19,6 +20,7 @@
 pub mod client;
 pub mod codec;
 pub mod error;
+pub mod install;
 pub mod wire;
 
 pub use client::IpvsClient;
