@@ -568,6 +568,124 @@ fn a_daemon_without_go_does_nothing() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Whatever the umask, the instance's folder is 0700 and its journal, log, ready file and
+/// control socket are 0600.
+fn modes_are_private_whatever_the_umask() -> Result<(), Failed> {
+    use std::os::unix::fs::PermissionsExt;
+    let run = run_dir("umask");
+    let inst = unique("umask");
+    host_unchanged(|| {
+        let out = Command::new("sh")
+            .env("LVSLAB_RUN_DIR", &run)
+            .arg("-c")
+            .arg(r#"umask 000; exec "$0" --labs "$1" up nat --instance "$2" --dataplane userspace"#)
+            .arg(BIN)
+            .arg(labs())
+            .arg(&inst)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let r: Result<(), Failed> = (|| {
+            if !out.status.success() {
+                return Err(format!("up under umask 000 failed:\n{}", text(&out)).into());
+            }
+            let dir = run.join(&inst);
+            let mut wrong = Vec::new();
+            for (path, want) in [
+                (dir.clone(), 0o700),
+                (dir.join("journal.json"), 0o600),
+                (dir.join("daemon.log"), 0o600),
+                (dir.join("ready"), 0o600),
+                (dir.join("control.sock"), 0o600),
+            ] {
+                let mode = std::fs::symlink_metadata(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?
+                    .permissions()
+                    .mode()
+                    & 0o777;
+                if mode != want {
+                    wrong.push(format!("{} is {mode:o}, not {want:o}", path.display()));
+                }
+            }
+            if wrong.is_empty() {
+                Ok(())
+            } else {
+                Err(wrong.join("\n").into())
+            }
+        })();
+        let down = ok(&run, &["down", &inst]);
+        r?;
+        down?;
+        nothing_left(&run, &inst, "nat")
+    })
+}
+
+/// Set by this test binary when it re-runs itself as another user, to play the client.
+const STRANGER_SOCKET: &str = "LVSLAB_TEST_STRANGER_SOCKET";
+
+/// Even with the folder and socket opened to everyone (a mistake by hand), a user who is
+/// neither root nor the instance's owner is refused by the control socket.
+fn a_stranger_is_refused_by_the_control_socket() -> Result<(), Failed> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let run = run_dir("stranger");
+    let inst = unique("stranger");
+    host_unchanged(|| {
+        ok(
+            &run,
+            &["up", "nat", "--instance", &inst, "--dataplane", "userspace"],
+        )?;
+        let dir = run.join(&inst);
+        let sock = dir.join("control.sock");
+        let r: Result<(), Failed> = (|| {
+            for (p, m) in [
+                (run.clone(), 0o711),
+                (dir.clone(), 0o711),
+                (sock.clone(), 0o666),
+            ] {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m))
+                    .map_err(|e| format!("chmod {}: {e}", p.display()))?;
+            }
+            let out = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+                .env(STRANGER_SOCKET, &sock)
+                .uid(65534)
+                .gid(65534)
+                .output()
+                .map_err(|e| e.to_string())?;
+            let said = text(&out);
+            if !said.contains("uid 65534 may not control this instance") {
+                return Err(format!("a stranger was not refused:\n{said}").into());
+            }
+            // The owner (root here) still is served.
+            let listing = ok(&run, &["ipvsadm", "--instance", &inst, "-L", "-n"])?;
+            if !listing.contains("192.168.80.10:80") {
+                return Err(format!("root was not served:\n{listing}").into());
+            }
+            Ok(())
+        })();
+        for (p, m) in [(run.clone(), 0o700), (dir.clone(), 0o700)] {
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m));
+        }
+        let down = ok(&run, &["down", &inst]);
+        r?;
+        down?;
+        nothing_left(&run, &inst, "nat")
+    })
+}
+
+/// The client half of [`a_stranger_is_refused_by_the_control_socket`], run as uid 65534.
+fn play_stranger(sock: &Path) {
+    use std::io::{BufRead, BufReader, Write};
+    match std::os::unix::net::UnixStream::connect(sock) {
+        Ok(mut s) => {
+            let _ = s.write_all(b"{\"op\":\"ipvsadm\",\"director\":null,\"args\":[\"-C\"]}\n");
+            let mut line = String::new();
+            let _ = BufReader::new(&s).read_line(&mut line);
+            println!("{line}");
+        }
+        Err(e) => println!("connect: {e}"),
+    }
+}
+
 fn kill(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
@@ -677,6 +795,9 @@ fn soak_up_down_cycles() -> Result<(), Failed> {
 }
 
 fn main() {
+    if let Some(sock) = std::env::var_os(STRANGER_SOCKET) {
+        return play_stranger(Path::new(&sock));
+    }
     let mut args = Arguments::from_args();
     // One at a time: the checks count this process's descriptors and read the host's
     // namespace, which a neighbouring trial would disturb.
@@ -720,6 +841,14 @@ fn main() {
         (
             "reliability::a_daemon_without_go_does_nothing",
             a_daemon_without_go_does_nothing,
+        ),
+        (
+            "reliability::modes_are_private_whatever_the_umask",
+            modes_are_private_whatever_the_umask,
+        ),
+        (
+            "reliability::a_stranger_is_refused_by_the_control_socket",
+            a_stranger_is_refused_by_the_control_socket,
         ),
         ("reliability::chaos_kills", chaos_kills),
         ("reliability::soak_up_down_cycles", soak_up_down_cycles),
