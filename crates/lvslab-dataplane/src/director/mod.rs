@@ -147,6 +147,16 @@ pub enum DropReason {
     NoLocalPort,
 }
 
+impl From<DropReason> for crate::packet::DropReason {
+    fn from(reason: DropReason) -> Self {
+        match reason {
+            DropReason::DestUnavailable => crate::packet::DropReason::DestUnavailable,
+            DropReason::TableFull => crate::packet::DropReason::ConnTableFull,
+            DropReason::NoLocalPort => crate::packet::DropReason::NoLocalPort,
+        }
+    }
+}
+
 /// The director's answer for a packet sent to a virtual service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
