@@ -200,12 +200,16 @@ fn engine_nat_relays_port_unreachable_to_the_client() {
         })
         .expect("enter client namespace")
         .expect("connected UDP socket in the client");
+    // The client keeps asking until it learns: on a slow machine the first error may come
+    // after the second request went out, and then each request earns its own error.
     let mut outcome = None;
+    let mut sent = 0u64;
     for _ in 0..3 {
         if let Err(e) = sock.send(b"anyone there?") {
             outcome = Some(e);
             break;
         }
+        sent += 1;
         let mut buf = [0u8; 64];
         match sock.recv(&mut buf) {
             Ok(n) => panic!("an answer from a closed port: {:?}", &buf[..n]),
@@ -228,7 +232,8 @@ fn engine_nat_relays_port_unreachable_to_the_client() {
         Some(libc::ECONNREFUSED),
         "client socket error {err}; engine: {stats:#?}"
     );
-    // The engine publishes its counters after sending, so the client may be faster.
+    // The engine publishes its counters after sending, so the client may be faster; every
+    // request gets at most one error, so the count settles at no more than `sent`.
     let mut engine = stats.engines[0].1.clone();
     for _ in 0..20 {
         if engine.icmp_errors_relayed >= 1 {
@@ -237,7 +242,15 @@ fn engine_nat_relays_port_unreachable_to_the_client() {
         std::thread::sleep(Duration::from_millis(25));
         engine = lab.dp().stats().engines[0].1.clone();
     }
-    assert_eq!(engine.icmp_errors_relayed, 1, "{engine:#?}");
+    assert!(
+        engine.icmp_errors_relayed >= 1,
+        "the client saw ECONNREFUSED but the engine counted no relayed error: {engine:#?}"
+    );
+    assert!(
+        engine.icmp_errors_relayed <= sent,
+        "{} errors relayed for {sent} requests: {engine:#?}",
+        engine.icmp_errors_relayed
+    );
 }
 
 /// A TOA option's client port and address.
