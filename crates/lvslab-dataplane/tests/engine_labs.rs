@@ -365,7 +365,11 @@ fn segments_at_real_servers(lab: &Running) -> (Vec<(u8, Toa)>, SocketAddr) {
 /// local address otherwise), later segments do not carry it; with TOA off no segment does.
 #[test]
 fn engine_fullnat_toa() {
-    let lab = Running::start_with("fullnat", &[], "e-toa", EngineOptions { toa: true });
+    let options = EngineOptions {
+        toa: true,
+        ..EngineOptions::default()
+    };
+    let lab = Running::start_with("fullnat", &[], "e-toa", options);
     let (seen, client) = segments_at_real_servers(&lab);
     let IpAddr::V4(caddr) = client.ip() else {
         panic!("client address {client} is not IPv4");

@@ -56,6 +56,13 @@ impl Director {
                 }
                 c.state = ConnState::Tcp(new);
                 c.timeout_ms = self.timeouts.tcp[new.index()];
+                if new != cur {
+                    if matches!(new, TcpState::SynRecv | TcpState::SynAck) {
+                        self.half_open.insert(id);
+                    } else {
+                        self.half_open.remove(&id);
+                    }
+                }
                 let dest = c.dest;
                 if let Some(d) = self.dests.get_mut(&dest) {
                     match became {

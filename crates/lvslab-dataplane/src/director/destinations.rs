@@ -177,6 +177,7 @@ impl Director {
     }
 
     pub(super) fn unbind(&mut self, c: &Conn) {
+        self.half_open.remove(&c.id);
         let profile = self.cfg.profile;
         let Some(d) = self.dests.get_mut(&c.dest) else {
             return;

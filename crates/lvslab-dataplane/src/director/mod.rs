@@ -22,7 +22,7 @@ mod scheduling;
 mod service_table;
 mod stats;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvslab_spec::lb::{Encap, Family, ForwardMethod, LbError, Protocol, ServiceKey, Stats};
@@ -41,6 +41,10 @@ const FTP_PORT: u16 = 21;
 const FTP_DATA_PORT: u16 = 20;
 /// First port that needs no privilege (`ip_unprivileged_port_start` default).
 const UNPRIVILEGED_PORT_START: u16 = 1024;
+
+/// Default bound on connection entries: 2^18, some 85 MB of entries and their indexes
+/// (about 330 bytes each; `conn_entry_size_is_reported` prints the entry's own size).
+pub const DEFAULT_MAX_CONNS: usize = 1 << 18;
 
 /// Director-wide settings: the behaviour profile and the IPVS sysctls that change decisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,8 +69,17 @@ pub struct DirectorConfig {
     pub lblc_expiration_s: u32,
     /// `lblcr_expiration`, seconds (default 24 h).
     pub lblcr_expiration_s: u32,
-    /// Bound on connection entries (templates included).
+    /// Bound on connection entries (templates included). The kernel's table has no fixed
+    /// bound and fails only when memory runs out; here the bound stands in for that, and
+    /// a new entry beyond it is refused (`conn_table_full`) unless a half-open one can
+    /// make room (see `drop_half_open_when_full`). Default [`DEFAULT_MAX_CONNS`].
     pub max_conns: usize,
+    /// Whether a new entry at the bound takes the place of the oldest half-open one
+    /// (SYN_RECV/SYNACK), as the kernel's `drop_entry` defence drops half-open entries under
+    /// memory pressure (it picks them at random; here the oldest goes, which is the one
+    /// least likely to complete). Keeps a SYN flood from locking legitimate clients out.
+    /// Default on.
+    pub drop_half_open_when_full: bool,
     /// FullNAT local port range, inclusive.
     pub fullnat_ports: (u16, u16),
     /// Seed of the default random source (`twos`).
@@ -85,7 +98,8 @@ impl Default for DirectorConfig {
             nat_icmp_send: false,
             lblc_expiration_s: 86_400,
             lblcr_expiration_s: 86_400,
-            max_conns: 1 << 20,
+            max_conns: DEFAULT_MAX_CONNS,
+            drop_half_open_when_full: true,
             fullnat_ports: (1024, 65535),
             rng_seed: 0x1b5_2026,
         }
@@ -204,6 +218,11 @@ pub struct Director {
     est_next_ms: u64,
     now_ms: u64,
     fullnat_cursor: u32,
+    /// TCP entries in SYN_RECV or SYNACK, oldest (lowest id) first: what a full table
+    /// may drop to make room.
+    half_open: BTreeSet<ConnId>,
+    /// Half-open entries dropped to make room so far.
+    half_open_evicted: u64,
 }
 
 impl Default for Director {
@@ -273,6 +292,8 @@ impl Director {
             est_next_ms: EST_PERIOD_MS,
             now_ms: 0,
             fullnat_cursor: 0,
+            half_open: BTreeSet::new(),
+            half_open_evicted: 0,
         }
     }
 
@@ -294,6 +315,11 @@ impl Director {
     /// The connection table (read-only), for listings such as `ipvsadm -Lnc`.
     pub fn conns(&self) -> &ConnTable {
         &self.conns
+    }
+
+    /// Half-open entries dropped so far to make room in a full table.
+    pub fn half_open_evicted(&self) -> u64 {
+        self.half_open_evicted
     }
 
     /// Global counters (all services).

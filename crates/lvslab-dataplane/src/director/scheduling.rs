@@ -219,12 +219,30 @@ impl Director {
             assured: false,
             in_pkts: 0,
         };
+        self.make_room();
         let id = self
             .conns
             .insert(conn, now_ms)
             .map_err(|_| DropReason::TableFull)?;
         self.bind(dest, template);
         Ok(id)
+    }
+
+    /// Applies the configured bound and, when the table is at it (or above it, after the
+    /// bound was lowered), drops the oldest half-open entries, if allowed and there are
+    /// any, until a new entry fits.
+    fn make_room(&mut self) {
+        self.conns.set_max_entries(self.cfg.max_conns);
+        if !self.cfg.drop_half_open_when_full {
+            return;
+        }
+        while self.conns.len() >= self.cfg.max_conns {
+            let Some(victim) = self.half_open.pop_first() else {
+                return;
+            };
+            self.reap(victim);
+            self.half_open_evicted += 1;
+        }
     }
 
     pub(super) fn conn_stats(&mut self, key: &ServiceKey, dest: DestId) {

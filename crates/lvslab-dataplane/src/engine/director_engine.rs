@@ -28,7 +28,7 @@ use super::icmp::RELAYED_ERRORS;
 use super::route::{arp_request, NeighbourCache, RouteTable};
 use super::sys::{PacketSocket, Received, RxBatch, TxQueue, ETH_P_ALL};
 use super::view::{delete_ruleset, director_ruleset, ServiceView};
-use super::{EngineError, EngineOptions, EngineStats};
+use super::{ConnTableStats, EngineError, EngineOptions, EngineStats};
 use crate::conn::{ConnId, TcpFlags};
 use crate::director::{Director, FlowKey};
 use crate::packet::frame::{ETHERTYPE_ARP, ETHERTYPE_IPV4};
@@ -183,6 +183,7 @@ impl DirectorEngine {
             reply: Vec::new(),
             options,
             toa_pending: HashSet::new(),
+            evictions_counted: 0,
         };
         let stop_flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -276,6 +277,8 @@ pub(super) struct Worker {
     /// FullNAT TCP connections whose SYN got a TOA option and whose first ACK has not
     /// been forwarded yet (pruned every tick of entries the director dropped).
     pub(super) toa_pending: HashSet<ConnId>,
+    /// The director's half-open evictions already counted in `stats.drops`.
+    evictions_counted: u64,
 }
 
 impl Worker {
@@ -351,6 +354,16 @@ impl Worker {
             let mut d = lock(&self.director);
             d.expire(now);
             self.toa_pending.retain(|id| d.conns().get(*id).is_some());
+            self.stats.conn_table = ConnTableStats {
+                entries: d.conns().len(),
+                peak: d.conns().peak_len(),
+                limit: d.conns().max_entries(),
+            };
+            let evicted = d.half_open_evicted();
+            // Entries, not frames: counted for the engine, at no interface.
+            let new = evicted.saturating_sub(self.evictions_counted);
+            self.stats.drops.add(DropReason::HalfOpenEvicted, new);
+            self.evictions_counted = evicted;
             d.list()
         };
         if let Ok(list) = listing {

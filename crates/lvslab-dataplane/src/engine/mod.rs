@@ -28,7 +28,7 @@ use lvslab_netns::apply::LabInstance;
 use lvslab_spec::lb::{LbError, LoadBalancer};
 use lvslab_spec::model::{Lab, Role};
 
-use crate::director::Director;
+use crate::director::{Director, DirectorConfig, DEFAULT_MAX_CONNS};
 use director_engine::{lock, DirectorEngine};
 pub use stats::{render_drops, ConnTableStats, DataplaneStats, EndpointStats, EngineStats};
 pub use sys::PacketSocket;
@@ -96,10 +96,26 @@ pub enum EngineError {
 /// client's IPv4 address) into the SYN and the first ACK of every FullNAT connection, so a
 /// real server with a TOA module can learn the client's address. It applies to every
 /// FullNAT service of the engine; other methods are unaffected.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// `max_conns`: the bound on each director's connection table
+/// ([`DirectorConfig::max_conns`], default [`DEFAULT_MAX_CONNS`]). At the bound a new
+/// connection takes the place of the oldest half-open one, or is refused when there is
+/// none; both are counted (`half_open_evicted`, `conn_table_full`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineOptions {
     /// Insert the TOA option into FullNAT connections' SYN and first ACK.
     pub toa: bool,
+    /// Bound on each director's connection table (persistence templates included).
+    pub max_conns: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            toa: false,
+            max_conns: DEFAULT_MAX_CONNS,
+        }
+    }
 }
 
 /// The userspace dataplane of one lab instance: a director (with its engine) per director
@@ -234,7 +250,10 @@ pub fn start_for_lab_with(
         let director = match dp.directors.iter().find(|(n, _)| *n == svc.director) {
             Some((_, d)) => d.clone(),
             None => {
-                let d = Arc::new(Mutex::new(Director::default()));
+                let d = Arc::new(Mutex::new(Director::new(DirectorConfig {
+                    max_conns: options.max_conns,
+                    ..DirectorConfig::default()
+                })));
                 dp.directors.push((svc.director.clone(), d.clone()));
                 d
             }
