@@ -357,7 +357,7 @@ impl Worker {
             self.stats.conn_table = ConnTableStats {
                 entries: d.conns().len(),
                 peak: d.conns().peak_len(),
-                limit: d.conns().max_entries(),
+                limit: d.config().max_conns,
             };
             let evicted = d.half_open_evicted();
             // Entries, not frames: counted for the engine, at no interface.
