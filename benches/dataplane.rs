@@ -388,8 +388,11 @@ fn main() {
             if let Some(st) = stats {
                 let e = &st.engines[0].1;
                 println!(
-                    "      engine: rx {} tx {} requests {} send_errors {} not_ours {} drops {:?}",
-                    e.rx_frames, e.tx_frames, e.requests, e.send_errors, e.not_ours, e.drops
+                    "      engine: rx {} tx {} requests {} drops {:?}",
+                    e.rx_frames,
+                    e.tx_frames,
+                    e.requests,
+                    e.drops.by_name()
                 );
             }
             totals[k].add(s);

@@ -235,6 +235,14 @@ fn traffic_and_ipvsadm_on_the_userspace_director() -> Result<(), Failed> {
             if udp != want {
                 return Err(format!("udp rr: got {udp}, want {want}").into());
             }
+            // The engine's counters: what it forwarded, and drops by reason.
+            let stats = ok(&["stats", inst])?;
+            if !stats.contains("director: ") || !stats.contains("requests") {
+                return Err(format!("stats lacks the director's counters:\n{stats}").into());
+            }
+            if !(stats.contains("no drops") || stats.contains("REASON")) {
+                return Err(format!("stats lacks the drops table:\n{stats}").into());
+            }
             let bad = lvslab(&[
                 "ipvsadm",
                 "--instance",

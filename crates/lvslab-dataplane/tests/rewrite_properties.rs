@@ -1,12 +1,15 @@
-//! Property tests: any bytes through parsing and every rewrite never panic and every
-//! non-forwarded frame is accounted to a drop reason; forwarded frames stay valid; and for
-//! valid TCP/UDP packets every incremental checksum equals a full recomputation.
+//! Property tests: any bytes, and valid frames of every mode damaged by byte flips,
+//! truncations and extensions, through parsing and every rewrite never panic; every
+//! non-forwarded frame is accounted to a drop reason; forwarded frames stay valid (the IPv4
+//! header checksum always, the TCP/UDP/ICMP checksum whenever the input's verified); and for
+//! valid TCP/UDP packets every incremental checksum equals a full recomputation. Bounded:
+//! a few seconds in all.
 
 mod rewrite_support;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use lvslab_dataplane::packet::{parse_frame, parse_ipv4, DropCounters, DropReason};
+use lvslab_dataplane::packet::{parse_frame, parse_ipv4, DropCounters, DropReason, Payload};
 use lvslab_dataplane::rewrite::*;
 use lvslab_spec::lb::Encap;
 use proptest::prelude::*;
@@ -138,8 +141,31 @@ fn assert_reply_is_valid_icmp(reply: &[u8]) {
     assert_eq!(simple_checksum(&reply[14 + ip_len..]), 0, "ICMP checksum");
 }
 
+/// Whether an IPv4 frame's TCP, UDP (0 = none is fine) or ICMP checksum verifies, by an
+/// independent plain sum; `None` for frames that are not IPv4 or carry another protocol.
+fn l4_checksum_verifies(frame: &[u8]) -> Option<bool> {
+    let Payload::Ipv4(ip) = parse_frame(frame).ok()?.payload else {
+        return None;
+    };
+    let segment = &frame[ip.transport_offset()..ip.end()];
+    match ip.protocol {
+        17 if segment.len() >= 8 && segment[6..8] == [0, 0] => Some(true),
+        6 | 17 => {
+            let mut covered = ip.src.octets().to_vec();
+            covered.extend_from_slice(&ip.dst.octets());
+            covered.extend_from_slice(&[0, ip.protocol]);
+            covered.extend_from_slice(&(segment.len() as u16).to_be_bytes());
+            covered.extend_from_slice(segment);
+            Some(simple_checksum(&covered) == 0)
+        }
+        1 => Some(simple_checksum(segment) == 0),
+        _ => None,
+    }
+}
+
 /// Parses and rewrites like the engine, and checks that every frame that is not forwarded is
-/// counted under a reason and every forwarded frame is still a valid frame.
+/// counted under a reason and every forwarded frame is still a valid frame whose checksums
+/// verify (the transport's whenever the input's did).
 fn process_and_account(frame: &[u8]) {
     let mut counters = DropCounters::default();
     let mut forwarded = 0u64;
@@ -149,16 +175,33 @@ fn process_and_account(frame: &[u8]) {
         Err(reason) => counters.record(reason),
     }
     outcomes += 1;
+    let input_verifies = l4_checksum_verifies(frame) == Some(true);
     for (name, outcome) in every_rewrite(frame) {
         outcomes += 1;
         match outcome {
             Outcome::Forwarded(out) => {
                 forwarded += 1;
-                let valid = match name {
-                    "tun_ipip" | "tun_gre" => tun_decapsulate(&out).map(|_| ()),
-                    _ => parse_frame(&out).map(|_| ()),
+                let ip_frame = match name {
+                    "tun_ipip" | "tun_gre" => {
+                        let inner = tun_decapsulate(&out)
+                            .unwrap_or_else(|r| panic!("{name} forwarded an invalid frame: {r}"));
+                        let mut f = out[..14].to_vec();
+                        f.extend_from_slice(inner);
+                        f
+                    }
+                    "tun_decapsulate" | "arp_reply" => continue,
+                    _ => out,
                 };
-                assert_eq!(valid, Ok(()), "{name} forwarded an invalid frame");
+                if let Err(r) = parse_frame(&ip_frame) {
+                    panic!("{name} forwarded an invalid frame: {r}");
+                }
+                if input_verifies {
+                    assert_eq!(
+                        l4_checksum_verifies(&ip_frame),
+                        Some(true),
+                        "{name} broke a transport checksum that verified"
+                    );
+                }
             }
             Outcome::Dropped(reason) => counters.record(reason),
         }
@@ -220,6 +263,17 @@ fn tcp_or_udp_packet() -> impl Strategy<Value = Pkt> {
     })
 }
 
+/// [`tcp_or_udp_packet`], sometimes with IPv4 options (up to the 40 bytes the header holds).
+fn packet_with_ip_options() -> impl Strategy<Value = Pkt> {
+    let options = prop::option::of(prop::collection::vec(any::<[u8; 4]>(), 1..=10));
+    (tcp_or_udp_packet(), options).prop_map(|(mut p, options)| {
+        if let Some(words) = options {
+            p.ip_options = words.concat();
+        }
+        p
+    })
+}
+
 /// Valid frames of every kind the engine meets, to mutate.
 fn valid_frame() -> impl Strategy<Value = Vec<u8>> {
     let icmp_error = tcp_or_udp_packet().prop_map(|quoted| {
@@ -259,29 +313,39 @@ fn valid_frame() -> impl Strategy<Value = Vec<u8>> {
         f
     });
     prop_oneof![
-        tcp_or_udp_packet().prop_map(|p| p.build()),
+        packet_with_ip_options().prop_map(|p| p.build()),
         icmp_error,
         arp,
         tunnelled
     ]
 }
 
-/// Random damage: byte flips, optionally a truncation, optionally a repaired IP header
-/// checksum so the damage reaches past the header check.
+/// Random damage: byte flips, optionally a truncation, optionally an extension (bytes
+/// appended, counted in the IPv4 total length or left as Ethernet padding), optionally a
+/// repaired IP header checksum so the damage reaches past the header check.
 fn mutated_frame() -> impl Strategy<Value = Vec<u8>> {
     (
         valid_frame(),
         prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 0..4),
         prop::option::of(any::<prop::sample::Index>()),
+        prop::option::of((prop::collection::vec(any::<u8>(), 1..64), any::<bool>())),
         any::<bool>(),
     )
-        .prop_map(|(mut frame, flips, cut, repair)| {
+        .prop_map(|(mut frame, flips, cut, extension, repair)| {
             for (index, xor) in flips {
                 let i = index.index(frame.len());
                 frame[i] ^= xor;
             }
             if let Some(cut) = cut {
                 frame.truncate(cut.index(frame.len() + 1));
+            }
+            if let Some((bytes, in_total_length)) = extension {
+                frame.extend_from_slice(&bytes);
+                if in_total_length && frame.len() >= 18 {
+                    let total = u16::from_be_bytes([frame[16], frame[17]]);
+                    let grown = total.wrapping_add(bytes.len() as u16);
+                    frame[16..18].copy_from_slice(&grown.to_be_bytes());
+                }
             }
             let header_len = frame.get(14).map_or(0, |b| usize::from(b & 0x0f) * 4);
             if repair && header_len >= 20 && frame.len() >= 14 + header_len {

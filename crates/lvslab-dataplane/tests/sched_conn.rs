@@ -605,7 +605,7 @@ fn lb_errors_carry_kernel_errnos() {
         d.add_dest(&k, &dest(A, 1)).expect_err("dup dest").errno(),
         17
     );
-    // Kernel: ENOENT; mapped to NotFound by both dataplanes (see director.rs).
+    // Kernel: ENOENT; mapped to NotFound by both dataplanes (see director/destinations.rs).
     assert!(matches!(
         d.edit_dest(&k, &dest(B, 1)),
         Err(LbError::NotFound(_))

@@ -63,7 +63,36 @@ impl Balancer {
             Balancer::Kernel(_) => {
                 "kernel IPVS keeps its own counters: `lvslab ipvsadm -L -n --stats`\n".into()
             }
-            Balancer::Userspace(dp) => format!("{:#?}\n", dp.stats()),
+            Balancer::Userspace(dp) => {
+                use std::fmt::Write as _;
+                let stats = dp.stats();
+                let mut out = String::new();
+                for (node, e) in &stats.engines {
+                    let _ = writeln!(
+                        out,
+                        "{node}: {} frames in, {} out; {} requests, {} replies; {} ICMP errors relayed; \
+                         connection table {} of {} (peak {})",
+                        e.rx_frames,
+                        e.tx_frames,
+                        e.requests,
+                        e.replies,
+                        e.icmp_errors_relayed,
+                        e.conn_table.entries,
+                        e.conn_table.limit,
+                        e.conn_table.peak
+                    );
+                }
+                for (node, e) in &stats.endpoints {
+                    let _ = writeln!(
+                        out,
+                        "{node}: tunnel endpoint, {} frames in, {} decapsulated",
+                        e.rx_frames, e.decapsulated
+                    );
+                }
+                out.push('\n');
+                out.push_str(&lvslab_dataplane::engine::render_drops(&stats));
+                out
+            }
         }
     }
 

@@ -37,6 +37,17 @@ pub enum ApplyError {
     },
     #[error("interrupted; everything built so far was removed{}", teardown_note(.teardown))]
     Cancelled { teardown: Box<Teardown> },
+    #[error(
+        "links still not operational {waited_s} s after they were set up: {}{}",
+        .links.join(", "),
+        teardown_note(.teardown)
+    )]
+    NotOperational {
+        /// `node:iface` of every veth end the kernel had not reported up.
+        links: Vec<String>,
+        waited_s: u64,
+        teardown: Box<Teardown>,
+    },
     #[error("journal: {source}{}", teardown_note(.teardown))]
     Journal {
         #[source]
@@ -266,7 +277,103 @@ pub fn build(plan: &Plan, naming: Naming, cancel: &AtomicBool) -> Result<LabInst
             }
         }
     }
+    if let Err(e) = wait_until_operational(&lab, &mut handles, cancel) {
+        handles.clear();
+        return Err(match e {
+            NotReady::Cancelled => ApplyError::Cancelled {
+                teardown: Box::new(lab.teardown()),
+            },
+            NotReady::Step(ns, source) => ApplyError::Step {
+                ns,
+                step: "ip link show (waiting for the links to come up)".into(),
+                source,
+                teardown: Box::new(lab.teardown()),
+            },
+            NotReady::Links(links) => ApplyError::NotOperational {
+                links,
+                waited_s: OPERATIONAL_WAIT.as_secs(),
+                teardown: Box::new(lab.teardown()),
+            },
+        });
+    }
     Ok(lab)
+}
+
+/// Upper bound on the wait for links to become operational. The kernel normally needs
+/// at most about a second (see [`wait_until_operational`]); a lab not up by then is broken.
+const OPERATIONAL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+enum NotReady {
+    Cancelled,
+    Step(String, Box<crate::error::Error>),
+    Links(Vec<String>),
+}
+
+/// Returns once every veth end of the plan is operationally up (or what is missing).
+///
+/// Setting both ends of a veth up is not enough for frames to pass: the kernel's link
+/// watcher still has to notice the carrier, attach the queue and, on a bridge port, start
+/// forwarding. It does that at once when the device's index differs from its peer's, but
+/// a veth whose two ends got the same index number in their two namespaces (a switch's
+/// first port often does: `lo`, `br0`, then index 3, like the node's second interface)
+/// looks like a device without a lower link to it, and its event waits for the watcher's
+/// next run, up to a second later (more under rtnl contention). A lab used in that window
+/// loses frames on that port: a first ARP request, and with it a check's single ping.
+fn wait_until_operational(
+    lab: &LabInstance,
+    handles: &mut HashMap<String, NsHandle>,
+    cancel: &AtomicBool,
+) -> Result<(), NotReady> {
+    let mut pending: Vec<(String, String)> = Vec::new();
+    for step in &lab.plan.steps {
+        if let Step::Veth {
+            ns,
+            name,
+            peer_ns,
+            peer_name,
+            ..
+        } = step
+        {
+            pending.push((ns.clone(), name.clone()));
+            pending.push((peer_ns.clone(), peer_name.clone()));
+        }
+    }
+    let deadline = std::time::Instant::now() + OPERATIONAL_WAIT;
+    loop {
+        let mut still = Vec::new();
+        for (ns, iface) in pending {
+            if !handles.contains_key(&ns) {
+                if let Some(netns) = lab.namespaces.get(&ns) {
+                    let h = netns
+                        .netlink()
+                        .map_err(|e| NotReady::Step(ns.clone(), Box::new(e)))?;
+                    handles.insert(ns.clone(), h);
+                }
+            }
+            let up = match handles.get(&ns) {
+                Some(h) => h
+                    .is_oper_up(&iface)
+                    .map_err(|e| NotReady::Step(ns.clone(), Box::new(e)))?,
+                None => true,
+            };
+            if !up {
+                still.push((ns, iface));
+            }
+        }
+        if still.is_empty() {
+            return Ok(());
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return Err(NotReady::Cancelled);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(NotReady::Links(
+                still.iter().map(|(n, i)| format!("{n}:{i}")).collect(),
+            ));
+        }
+        pending = still;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 enum StepError {

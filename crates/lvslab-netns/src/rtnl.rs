@@ -14,7 +14,7 @@ use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkLayerType,
-    LinkMessage,
+    LinkMessage, State as LinkState,
 };
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
@@ -353,6 +353,22 @@ impl NsHandle {
             .into_iter()
             .find(|l| l.name == name)
             .ok_or_else(|| self.no_such_interface(&op, name))
+    }
+
+    /// Whether IFACE is operationally up (`ip link show IFACE` says `state UP`): the
+    /// kernel's link watcher has seen its carrier, attached its queue and, for a bridge
+    /// port, started forwarding through it. Until then frames sent out of it are lost.
+    pub fn is_oper_up(&self, iface: &str) -> Result<bool> {
+        let op = format!("ip link show {iface}");
+        let raw = self.raw_links(&op)?;
+        let link = raw
+            .iter()
+            .find(|m| link_name(m) == Some(iface))
+            .ok_or_else(|| self.no_such_interface(&op, iface))?;
+        Ok(link
+            .attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::OperState(LinkState::Up))))
     }
 
     /// The interface index of `name` (`ip -o link show NAME | cut -d: -f1`).

@@ -180,6 +180,8 @@ pub struct ConnTable {
     next_id: u64,
     max_entries: usize,
     refused: u64,
+    /// The most entries held at once.
+    peak: usize,
 }
 
 impl ConnTable {
@@ -194,6 +196,7 @@ impl ConnTable {
             next_id: 1,
             max_entries,
             refused: 0,
+            peak: 0,
         }
     }
 
@@ -215,6 +218,16 @@ impl ConnTable {
     /// The size bound.
     pub fn max_entries(&self) -> usize {
         self.max_entries
+    }
+
+    /// Changes the size bound; entries already beyond a lower bound stay until they go.
+    pub fn set_max_entries(&mut self, max_entries: usize) {
+        self.max_entries = max_entries;
+    }
+
+    /// The most entries the table has held at once (never more than the bound).
+    pub fn peak_len(&self) -> usize {
+        self.peak
     }
 
     /// Whether a reply key is in use (FullNAT port allocation).
@@ -252,6 +265,7 @@ impl ConnTable {
         self.timers.insert((conn.expires_ms, id));
         let timer_ms = conn.expires_ms;
         self.conns.insert(id, Slot { conn, timer_ms });
+        self.peak = self.peak.max(self.conns.len());
         Ok(id)
     }
 

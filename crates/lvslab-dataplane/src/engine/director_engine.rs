@@ -13,7 +13,7 @@
 //! services (checked every [`TICK_MS`]).
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,25 +21,21 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use lvslab_netns::{nft, Netns, NsHandle};
-use lvslab_spec::lb::{ForwardMethod, LoadBalancer, Protocol};
+use lvslab_spec::lb::{LoadBalancer, Protocol};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::icmp::{flow_of_icmp_error, port_unreachable, RELAYED_ERRORS};
-use super::route::{arp_request, NeighbourCache, NextHop, Resolution, RouteTable};
+use super::icmp::RELAYED_ERRORS;
+use super::route::{arp_request, NeighbourCache, RouteTable};
 use super::sys::{PacketSocket, Received, RxBatch, TxQueue, ETH_P_ALL};
 use super::view::{director_ruleset, table_name, ServiceView};
-use super::{EngineError, EngineOptions, EngineStats};
+use super::{ConnTableStats, EngineError, EngineOptions, EngineStats};
 use crate::conn::{ConnId, TcpFlags};
-use crate::director::{Director, FlowKey, ReplyVerdict, Verdict as Decision};
-use crate::packet::frame::QuotedPacket;
+use crate::director::{Director, FlowKey};
+use crate::packet::frame::{ETHERTYPE_ARP, ETHERTYPE_IPV4};
 use crate::packet::{
-    mangle, parse_frame, ArpInfo, DropReason, Ipv4Info, MacAddr, Payload, Transport,
+    mangle, parse_frame, ArpInfo, DropCounters, DropReason, Ipv4Info, MacAddr, Payload, Transport,
 };
-use crate::rewrite::{
-    arp_reply, dr_request, fullnat_reply, fullnat_request, nat_reply, nat_request,
-    translate_icmp_error, tun_request, DrRequest, Egress, FullNatReply, FullNatRequest,
-    IcmpTranslation, NatReply, NatRequest, TunRequest, Verdict,
-};
+use crate::rewrite::arp_reply;
 
 /// Housekeeping period: connection expiry, service/nft sync, ARP retries, stats.
 pub const TICK_MS: u64 = 100;
@@ -47,24 +43,24 @@ pub const TICK_MS: u64 = 100;
 const BATCH: usize = 64;
 /// Largest frame read (a 64 KiB GSO packet plus its Ethernet header).
 const RX_BUFFER: usize = 65_536 + 14;
-/// Routes and local addresses are re-read at most this often when a lookup fails.
-const ROUTE_REFRESH_MS: u64 = 1_000;
+/// EtherType of IPv6, which the director's kernel takes (neighbour discovery and the like).
+const ETHERTYPE_IPV6: u16 = 0x86dd;
 /// TOA option kind inserted with [`EngineOptions::toa`] (Alibaba LVS and DPVS use 254).
 pub const TOA_KIND: u8 = 254;
 
-struct Iface {
-    name: String,
-    mac: MacAddr,
-    mtu: u16,
+pub(super) struct Iface {
+    pub(super) name: String,
+    pub(super) mac: MacAddr,
+    pub(super) mtu: u16,
     addrs: Vec<(Ipv4Addr, u8)>,
     sock: PacketSocket,
     /// Frames to send, flushed with one `sendmmsg` after each received batch and tick.
-    tx: TxQueue,
+    pub(super) tx: TxQueue,
 }
 
 impl Iface {
     /// The address to speak from toward `peer`: one on `peer`'s subnet, else the first.
-    fn source_for(&self, peer: Ipv4Addr) -> Option<Ipv4Addr> {
+    pub(super) fn source_for(&self, peer: Ipv4Addr) -> Option<Ipv4Addr> {
         let on_subnet = self.addrs.iter().find(|(a, len)| {
             let mask = if *len == 0 {
                 0
@@ -158,7 +154,14 @@ impl DirectorEngine {
         nft::apply(ns, &ruleset).map_err(netns_err("install nft netdev table lvslab_engine"))?;
 
         let stop = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(Mutex::new(EngineStats::default()));
+        let initial = EngineStats {
+            interface_drops: names
+                .iter()
+                .map(|n| (n.clone(), DropCounters::default()))
+                .collect(),
+            ..EngineStats::default()
+        };
+        let stats = Arc::new(Mutex::new(initial.clone()));
         let own_ns = ns
             .try_clone()
             .map_err(netns_err("clone namespace handle"))?;
@@ -174,13 +177,14 @@ impl DirectorEngine {
             director,
             view,
             ruleset,
-            stats: EngineStats::default(),
+            stats: initial,
             shared: stats.clone(),
             clock: Instant::now(),
             ip_id: 1,
             reply: Vec::new(),
             options,
             toa_pending: HashSet::new(),
+            evictions_counted: 0,
         };
         let stop_flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -225,7 +229,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn local_v4(addresses: &[lvslab_netns::AddressInfo]) -> Vec<Ipv4Addr> {
+pub(super) fn local_v4(addresses: &[lvslab_netns::AddressInfo]) -> Vec<Ipv4Addr> {
     addresses
         .iter()
         .filter_map(|a| match a.addr {
@@ -235,7 +239,7 @@ fn local_v4(addresses: &[lvslab_netns::AddressInfo]) -> Vec<Ipv4Addr> {
         .collect()
 }
 
-fn learn_kernel_neighbours(handle: &NsHandle, neigh: &mut NeighbourCache) {
+pub(super) fn learn_kernel_neighbours(handle: &NsHandle, neigh: &mut NeighbourCache) {
     let Ok(list) = handle.neighbours() else {
         return;
     };
@@ -251,31 +255,35 @@ fn learn_kernel_neighbours(handle: &NsHandle, neigh: &mut NeighbourCache) {
     }
 }
 
-struct Worker {
+/// The engine thread's state. The receiving half is here, the forwarding half in
+/// [`super::forward`].
+pub(super) struct Worker {
     node: String,
     ns: Netns,
-    handle: NsHandle,
-    ifaces: Vec<Iface>,
-    local: Vec<Ipv4Addr>,
-    routes: RouteTable,
-    routes_read_ms: u64,
-    neigh: NeighbourCache,
-    director: Arc<Mutex<Director>>,
-    view: ServiceView,
+    pub(super) handle: NsHandle,
+    pub(super) ifaces: Vec<Iface>,
+    pub(super) local: Vec<Ipv4Addr>,
+    pub(super) routes: RouteTable,
+    pub(super) routes_read_ms: u64,
+    pub(super) neigh: NeighbourCache,
+    pub(super) director: Arc<Mutex<Director>>,
+    pub(super) view: ServiceView,
     ruleset: nft::Table,
-    stats: EngineStats,
+    pub(super) stats: EngineStats,
     shared: Arc<Mutex<EngineStats>>,
     clock: Instant,
-    ip_id: u16,
-    reply: Vec<u8>,
-    options: EngineOptions,
+    pub(super) ip_id: u16,
+    pub(super) reply: Vec<u8>,
+    pub(super) options: EngineOptions,
     /// FullNAT TCP connections whose SYN got a TOA option and whose first ACK has not
     /// been forwarded yet (pruned every tick of entries the director dropped).
-    toa_pending: HashSet<ConnId>,
+    pub(super) toa_pending: HashSet<ConnId>,
+    /// The director's half-open evictions already counted in `stats.drops`.
+    evictions_counted: u64,
 }
 
 impl Worker {
-    fn now_ms(&self) -> u64 {
+    pub(super) fn now_ms(&self) -> u64 {
         u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
@@ -347,6 +355,16 @@ impl Worker {
             let mut d = lock(&self.director);
             d.expire(now);
             self.toa_pending.retain(|id| d.conns().get(*id).is_some());
+            self.stats.conn_table = ConnTableStats {
+                entries: d.conns().len(),
+                peak: d.conns().peak_len(),
+                limit: d.config().max_conns,
+            };
+            let evicted = d.half_open_evicted();
+            // Entries, not frames: counted for the engine, at no interface.
+            let new = evicted.saturating_sub(self.evictions_counted);
+            self.stats.drops.add(DropReason::HalfOpenEvicted, new);
+            self.evictions_counted = evicted;
             d.list()
         };
         if let Ok(list) = listing {
@@ -369,8 +387,12 @@ impl Worker {
                 }
             }
         }
-        let (ask, dropped) = self.neigh.tick(now);
-        self.stats.neighbour_unresolved += dropped;
+        let super::route::NeighbourTick { ask, dropped } = self.neigh.tick(now);
+        for (oif, n) in dropped {
+            if let Some(i) = self.iface_index(&oif) {
+                self.drop_n_at(i, DropReason::NeighbourUnresolved, n);
+            }
+        }
         self.stats.ticks += 1;
         for (oif, ip) in ask {
             if let Some(i) = self.iface_index(&oif) {
@@ -381,31 +403,44 @@ impl Worker {
         self.publish();
     }
 
-    fn iface_index(&self, name: &str) -> Option<usize> {
+    pub(super) fn iface_index(&self, name: &str) -> Option<usize> {
         self.ifaces.iter().position(|i| i.name == name)
     }
 
     /// Queues `frame` on interface `i`; [`Worker::flush`] sends it.
-    fn send(&mut self, i: usize, frame: &[u8]) {
+    pub(super) fn send(&mut self, i: usize, frame: &[u8]) {
         self.ifaces[i].tx.push(frame);
     }
 
     /// Sends every queued frame, one `sendmmsg` per interface.
     fn flush(&mut self) {
-        for iface in &mut self.ifaces {
+        for i in 0..self.ifaces.len() {
+            let iface = &mut self.ifaces[i];
             if iface.tx.is_empty() {
                 continue;
             }
             let (sent, failed) = iface.sock.send_batch(&mut iface.tx);
             self.stats.tx_frames += sent;
             if failed > 0 {
-                self.stats.send_errors += failed;
                 tracing::debug!("{}: send on {}: {failed} refused", self.node, iface.name);
+                self.drop_n_at(i, DropReason::SendFailed, failed);
             }
         }
     }
 
-    fn send_arp_request(&mut self, i: usize, target: Ipv4Addr) {
+    /// Counts a frame dropped at interface `i` (where it came in, or was to leave).
+    pub(super) fn drop_at(&mut self, i: usize, reason: DropReason) {
+        self.drop_n_at(i, reason, 1);
+    }
+
+    fn drop_n_at(&mut self, i: usize, reason: DropReason, n: u64) {
+        self.stats.drops.add(reason, n);
+        if let Some((_, d)) = self.stats.interface_drops.get_mut(i) {
+            d.add(reason, n);
+        }
+    }
+
+    pub(super) fn send_arp_request(&mut self, i: usize, target: Ipv4Addr) {
         let Some(src) = self.ifaces[i].source_for(target) else {
             return;
         };
@@ -414,26 +449,35 @@ impl Worker {
         self.send(i, &req);
     }
 
+    /// Which frames are the engine's: those the namespace's kernel would take too (not
+    /// its own, not addressed to another host's MAC), IPv4 and ARP. Frames it cannot parse
+    /// are dropped by reason; other EtherTypes are the kernel's, and counted when sent
+    /// to this interface's MAC with a type the kernel has no use for either.
     fn on_frame(&mut self, i: usize, frame: &mut Vec<u8>, rx: Received) {
-        if rx.outgoing {
+        if rx.outgoing || rx.other_host {
             return;
         }
         self.stats.rx_frames += 1;
         if rx.truncated {
-            self.stats.drops.record(DropReason::Truncated);
+            self.drop_at(i, DropReason::Truncated);
             return;
         }
         let info = match parse_frame(frame) {
             Ok(info) => info,
             Err(reason) => {
-                self.stats.drops.record(reason);
+                self.drop_at(i, reason);
                 return;
             }
         };
         match info.payload {
             Payload::Arp(arp) => self.on_arp(i, frame, &arp),
             Payload::Ipv4(ip) => self.on_ipv4(i, frame, ip, rx.csum_not_ready),
-            Payload::Other => {}
+            Payload::Other => {
+                let known = [ETHERTYPE_IPV4, ETHERTYPE_ARP, ETHERTYPE_IPV6];
+                if info.dst_mac == self.ifaces[i].mac && !known.contains(&info.ethertype) {
+                    self.drop_at(i, DropReason::UnsupportedEthertype);
+                }
+            }
         }
     }
 
@@ -449,9 +493,12 @@ impl Worker {
         if arp.operation == 1 && self.view.arp_addresses.contains(&arp.target_ip) {
             let addrs: Vec<Ipv4Addr> = self.view.arp_addresses.iter().copied().collect();
             let mut out = Vec::new();
-            if arp_reply(frame, &addrs, self.ifaces[i].mac, &mut out).is_ok() {
-                self.stats.arp_replies += 1;
-                self.send(i, &out);
+            match arp_reply(frame, &addrs, self.ifaces[i].mac, &mut out) {
+                Ok(()) => {
+                    self.stats.arp_replies += 1;
+                    self.send(i, &out);
+                }
+                Err(reason) => self.drop_at(i, reason),
             }
         }
     }
@@ -460,7 +507,7 @@ impl Worker {
         if let Transport::Icmp(icmp) = ip.transport {
             if let Some(quoted) = icmp.quoted.filter(|_| RELAYED_ERRORS.contains(&icmp.ty)) {
                 if self.view.is_icmp_error_about_service(&quoted) {
-                    self.on_icmp_error(frame, &ip, &quoted);
+                    self.on_icmp_error(i, frame, &ip, &quoted);
                 }
                 return;
             }
@@ -468,8 +515,9 @@ impl Worker {
         let Some((sport, dport)) = ip.ports() else {
             let to_vip = self.view.arp_addresses.contains(&ip.dst);
             if to_vip && !matches!(ip.transport, Transport::Icmp(_)) {
-                // Not balanced (no ports); the namespace's kernel gets it.
-                self.stats.drops.record(DropReason::UnknownProtocol);
+                // Not balanced (no ports): the namespace's kernel gets it and at most
+                // answers "protocol unreachable"; counted so the refusal is visible.
+                self.drop_at(i, DropReason::UnknownProtocol);
             }
             return;
         };
@@ -487,7 +535,7 @@ impl Worker {
         };
         if csum_not_ready {
             if let Err(reason) = mangle::complete_transport_checksum(frame, &mut ip) {
-                self.stats.drops.record(reason);
+                self.drop_at(i, reason);
                 return;
             }
             self.stats.checksums_completed += 1;
@@ -515,281 +563,6 @@ impl Worker {
             self.stats.replies += 1;
             let decision = lock(&self.director).lookup_reply(now, &key);
             self.on_reply(i, frame, &ip, decision);
-        }
-    }
-
-    /// An ICMP error quoting a packet of a virtual service or of one of its NAT/FullNAT real
-    /// servers (the frames the nft table keeps from the kernel): translated back if it is
-    /// about a tracked connection; otherwise forwarded untouched as the kernel's forwarding
-    /// path would, or dropped if addressed to the director itself.
-    fn on_icmp_error(&mut self, frame: &mut [u8], ip: &Ipv4Info, quoted: &QuotedPacket) {
-        let flow = flow_of_icmp_error(&lock(&self.director), quoted);
-        let toward = match &flow {
-            Some(f) => f.toward(),
-            None if self.local.contains(&ip.dst) || self.view.arp_addresses.contains(&ip.dst) => {
-                self.stats.not_ours += 1;
-                return;
-            }
-            None => ip.dst,
-        };
-        let Some((oif, hop)) = self.next_hop(toward) else {
-            self.stats.no_route += 1;
-            return;
-        };
-        let egress = self.egress(oif, &hop);
-        let how = match &flow {
-            Some(f) => {
-                self.stats.icmp_errors_relayed += 1;
-                f.translation(egress)
-            }
-            None => {
-                self.stats.not_ours += 1;
-                IcmpTranslation {
-                    outer_src: None,
-                    outer_dst: None,
-                    quoted_src: None,
-                    quoted_dst: None,
-                    egress,
-                }
-            }
-        };
-        match translate_icmp_error(frame, &how) {
-            Verdict::Forward => self.transmit(oif, hop.via, frame),
-            Verdict::DropWithReply(reason) | Verdict::Drop(reason) => {
-                self.stats.drops.record(reason);
-            }
-        }
-    }
-
-    /// Whether a FullNAT packet of connection `conn` gets a TOA option: with
-    /// [`EngineOptions::toa`], a TCP SYN, and the first non-SYN segment after it (the
-    /// handshake's final ACK, the first segment acknowledging the real server's ISN).
-    fn wants_toa(&mut self, conn: ConnId, transport: &Transport) -> bool {
-        let Transport::Tcp(tcp) = transport else {
-            return false;
-        };
-        if !self.options.toa {
-            return false;
-        }
-        let flags = TcpFlags(tcp.flags);
-        if flags.syn() {
-            self.toa_pending.insert(conn);
-            true
-        } else {
-            flags.ack() && self.toa_pending.remove(&conn)
-        }
-    }
-
-    fn next_hop(&mut self, dst: Ipv4Addr) -> Option<(usize, NextHop)> {
-        let mut hop = self.routes.lookup(dst);
-        let now = self.now_ms();
-        if hop.is_none() && now >= self.routes_read_ms + ROUTE_REFRESH_MS {
-            self.routes_read_ms = now;
-            if let Ok(dump) = self.handle.routes() {
-                self.routes = RouteTable::from_dump(&dump);
-            }
-            if let Ok(addrs) = self.handle.addresses() {
-                self.local = local_v4(&addrs);
-            }
-            hop = self.routes.lookup(dst);
-        }
-        let hop = hop?;
-        Some((self.iface_index(&hop.oif)?, hop))
-    }
-
-    fn egress(&self, oif: usize, hop: &NextHop) -> Egress {
-        let iface = &self.ifaces[oif];
-        Egress {
-            src_mac: iface.mac,
-            dst_mac: self.neigh.get(&iface.name, hop.via).unwrap_or_default(),
-            mtu: iface.mtu,
-        }
-    }
-
-    fn on_decision(&mut self, i: usize, frame: &mut Vec<u8>, ip: &Ipv4Info, decision: Decision) {
-        let f = match decision {
-            Decision::Forward(f) => f,
-            Decision::NotOurs => {
-                self.stats.not_ours += 1;
-                return;
-            }
-            Decision::Reject => {
-                self.stats.rejects += 1;
-                let out = port_unreachable(frame, ip, self.ifaces[i].mac, ip.dst);
-                self.send(i, &out);
-                return;
-            }
-            Decision::Drop(_) => {
-                self.stats.director_drops += 1;
-                return;
-            }
-        };
-        let IpAddr::V4(rip) = f.daddr else {
-            self.stats.no_route += 1;
-            return;
-        };
-        let Some((oif, hop)) = self.next_hop(rip) else {
-            self.stats.no_route += 1;
-            return;
-        };
-        let egress = self.egress(oif, &hop);
-        let mut reply = std::mem::take(&mut self.reply);
-        let real = SocketAddrV4::new(rip, f.dport);
-        let verdict = match f.method {
-            ForwardMethod::Nat => nat_request(frame, &NatRequest { real, egress }, &mut reply),
-            ForwardMethod::Dr => dr_request(frame, &DrRequest { egress }, &mut reply),
-            ForwardMethod::Tunnel => {
-                let local = hop
-                    .prefsrc
-                    .or_else(|| self.ifaces[oif].source_for(hop.via))
-                    .unwrap_or(Ipv4Addr::UNSPECIFIED);
-                self.ip_id = self.ip_id.wrapping_add(1);
-                let to = TunRequest {
-                    tunnel: f.tun_type,
-                    local,
-                    real: rip,
-                    egress,
-                    pmtu_disc: true,
-                    ip_id: self.ip_id,
-                };
-                tun_request(frame, &to, &mut reply)
-            }
-            ForwardMethod::FullNat => {
-                let Some((IpAddr::V4(lip), lport)) = f.fullnat else {
-                    self.stats.director_drops += 1;
-                    self.reply = reply;
-                    return;
-                };
-                let toa = self.wants_toa(f.conn, &ip.transport);
-                let to = FullNatRequest {
-                    local: SocketAddrV4::new(lip, lport),
-                    real,
-                    egress,
-                    toa_kind: toa.then_some(TOA_KIND),
-                };
-                fullnat_request(frame, &to, &mut reply)
-            }
-            ForwardMethod::Local => {
-                self.stats.not_ours += 1;
-                self.reply = reply;
-                return;
-            }
-        };
-        self.finish(i, oif, &hop, frame, verdict, &reply);
-        self.reply = reply;
-    }
-
-    fn on_reply(&mut self, i: usize, frame: &mut [u8], ip: &Ipv4Info, decision: ReplyVerdict) {
-        let mut reply = std::mem::take(&mut self.reply);
-        match decision {
-            ReplyVerdict::Reply {
-                src: (IpAddr::V4(vip), vport),
-                dst,
-                ..
-            } => {
-                let virtual_service = SocketAddrV4::new(vip, vport);
-                let client = match dst {
-                    Some((IpAddr::V4(c), cport)) => Some(SocketAddrV4::new(c, cport)),
-                    Some((IpAddr::V6(_), _)) => {
-                        self.stats.director_drops += 1;
-                        self.reply = reply;
-                        return;
-                    }
-                    None => None,
-                };
-                let toward = client.map_or(ip.dst, |c| *c.ip());
-                let Some((oif, hop)) = self.next_hop(toward) else {
-                    self.stats.no_route += 1;
-                    self.reply = reply;
-                    return;
-                };
-                let egress = self.egress(oif, &hop);
-                let verdict = match client {
-                    None => {
-                        let director = self.ifaces[i].source_for(ip.src).unwrap_or(ip.dst);
-                        let to = NatReply {
-                            virtual_service,
-                            egress,
-                            director,
-                        };
-                        nat_reply(frame, &to, &mut reply)
-                    }
-                    Some(client) => {
-                        let to = FullNatReply {
-                            virtual_service,
-                            client,
-                            egress,
-                        };
-                        fullnat_reply(frame, &to, &mut reply)
-                    }
-                };
-                self.finish(i, oif, &hop, frame, verdict, &reply);
-            }
-            ReplyVerdict::Reply { .. } => self.stats.director_drops += 1,
-            ReplyVerdict::NoConn if self.local.contains(&ip.dst) => self.stats.not_ours += 1,
-            ReplyVerdict::NoConn => {
-                // The kernel would forward it untouched (ip_forward=1 on a NAT director).
-                self.stats.not_ours += 1;
-                if let Some((oif, hop)) = self.next_hop(ip.dst) {
-                    let egress = self.egress(oif, &hop);
-                    let verdict = dr_request(frame, &DrRequest { egress }, &mut reply);
-                    self.finish(i, oif, &hop, frame, verdict, &reply);
-                }
-            }
-            ReplyVerdict::Reject => {
-                self.stats.rejects += 1;
-                let from = self.ifaces[i].source_for(ip.src).unwrap_or(ip.dst);
-                let out = port_unreachable(frame, ip, self.ifaces[i].mac, from);
-                self.send(i, &out);
-            }
-        }
-        self.reply = reply;
-    }
-
-    fn finish(
-        &mut self,
-        i: usize,
-        oif: usize,
-        hop: &NextHop,
-        frame: &[u8],
-        verdict: Verdict,
-        reply: &[u8],
-    ) {
-        match verdict {
-            Verdict::Forward => self.transmit(oif, hop.via, frame),
-            Verdict::DropWithReply(reason) => {
-                self.stats.drops.record(reason);
-                self.send(i, reply);
-            }
-            Verdict::Drop(reason) => self.stats.drops.record(reason),
-        }
-    }
-
-    fn transmit(&mut self, oif: usize, via: Ipv4Addr, frame: &[u8]) {
-        let now = self.now_ms();
-        match self.neigh.resolve(&self.ifaces[oif].name, via, frame, now) {
-            Resolution::Known(mac) => {
-                let tx = &mut self.ifaces[oif].tx;
-                tx.push(frame);
-                if frame[0..6] != mac.0 {
-                    tx.set_last_dst_mac(mac.0);
-                }
-            }
-            Resolution::Queued { ask: true } => {
-                let name = self.ifaces[oif].name.clone();
-                // The kernel may already know it (static entries, earlier traffic).
-                learn_kernel_neighbours(&self.handle, &mut self.neigh);
-                if let Some(mac) = self.neigh.get(&name, via) {
-                    for mut waiting in self.neigh.learn(&name, via, mac) {
-                        waiting[0..6].copy_from_slice(&mac.0);
-                        self.send(oif, &waiting);
-                    }
-                } else {
-                    self.send_arp_request(oif, via);
-                }
-            }
-            Resolution::Queued { ask: false } => {}
-            Resolution::QueueFull => self.stats.neighbour_queue_full += 1,
         }
     }
 }

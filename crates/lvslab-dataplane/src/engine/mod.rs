@@ -8,12 +8,16 @@
 //!   (`lvslab_engine`) keeps the handled frames from the namespace's kernel.
 //! - [`tunnel_endpoint`]: decapsulation into a TUN device on TUN-mode real servers.
 //! - [`view`]: which frames are the engine's, and the nft rulesets that say so.
+//! - `forward`: the engine's forwarding half (decisions → rewrites → next hop).
 //! - [`route`]: longest-prefix routes, the neighbour cache and its pending queue.
+//! - [`stats`]: the counters, drops by reason, and their table ([`render_drops`]).
 //! - [`sys`]: the AF_PACKET socket (the only unsafe code).
 
 pub mod director_engine;
+mod forward;
 pub mod icmp;
 pub mod route;
+pub mod stats;
 pub mod sys;
 pub mod tunnel_endpoint;
 pub mod view;
@@ -24,9 +28,9 @@ use lvslab_netns::apply::LabInstance;
 use lvslab_spec::lb::{LbError, LoadBalancer};
 use lvslab_spec::model::{Lab, Role};
 
-use crate::director::Director;
-use crate::packet::DropCounters;
+use crate::director::{Director, DirectorConfig, DEFAULT_MAX_CONNS};
 use director_engine::{lock, DirectorEngine};
+pub use stats::{render_drops, ConnTableStats, DataplaneStats, EndpointStats, EngineStats};
 pub use sys::PacketSocket;
 pub use tunnel_endpoint::TunnelEndpoint;
 
@@ -85,47 +89,6 @@ pub enum EngineError {
     },
 }
 
-/// Counters of one director engine.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EngineStats {
-    /// Frames received (frames this namespace sent are not counted).
-    pub rx_frames: u64,
-    /// Frames sent.
-    pub tx_frames: u64,
-    /// Packets to a virtual service handed to the director.
-    pub requests: u64,
-    /// Packets from a real server handed to the director.
-    pub replies: u64,
-    /// Frames whose pending checksum (`TP_STATUS_CSUMNOTREADY`) was completed.
-    pub checksums_completed: u64,
-    /// ARP replies sent for served addresses.
-    pub arp_replies: u64,
-    /// ARP requests sent to resolve next hops.
-    pub arp_requests: u64,
-    /// ICMP port unreachable sent for rejected packets.
-    pub rejects: u64,
-    /// ICMP errors about tracked NAT/FullNAT connections translated and relayed.
-    pub icmp_errors_relayed: u64,
-    /// Packets of a service the director declined (no connection, not a SYN, …): dropped.
-    pub not_ours: u64,
-    /// Packets the director dropped (destination unavailable, table full, no local port).
-    pub director_drops: u64,
-    /// Packets without a route to their next hop.
-    pub no_route: u64,
-    /// Packets dropped because their next hop's queue was full.
-    pub neighbour_queue_full: u64,
-    /// Queued packets dropped because their next hop never answered ARP.
-    pub neighbour_unresolved: u64,
-    /// Frames the socket refused to send.
-    pub send_errors: u64,
-    /// Times the nft table was rewritten after a service change.
-    pub nft_updates: u64,
-    /// Periodic ticks done (each re-reads the services and syncs the nft table).
-    pub ticks: u64,
-    /// Malformed or unforwardable frames by reason.
-    pub drops: DropCounters,
-}
-
 /// Settings of the director engines of a [`UserspaceDataplane`].
 ///
 /// `toa` (off by default): insert the TOA TCP option (kind [`director_engine::TOA_KIND`],
@@ -133,32 +96,26 @@ pub struct EngineStats {
 /// client's IPv4 address) into the SYN and the first ACK of every FullNAT connection, so a
 /// real server with a TOA module can learn the client's address. It applies to every
 /// FullNAT service of the engine; other methods are unaffected.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// `max_conns`: the bound on each director's connection table
+/// ([`DirectorConfig::max_conns`], default [`DEFAULT_MAX_CONNS`]). At the bound a new
+/// connection takes the place of the oldest half-open one, or is refused when there is
+/// none; both are counted (`half_open_evicted`, `conn_table_full`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineOptions {
     /// Insert the TOA option into FullNAT connections' SYN and first ACK.
     pub toa: bool,
+    /// Bound on each director's connection table (persistence templates included).
+    pub max_conns: usize,
 }
 
-/// Counters of one tunnel endpoint.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EndpointStats {
-    /// IPv4 frames received.
-    pub rx_frames: u64,
-    /// Inner packets written to the TUN device.
-    pub decapsulated: u64,
-    /// Writes the TUN device refused.
-    pub write_errors: u64,
-    /// Malformed frames by reason.
-    pub drops: DropCounters,
-}
-
-/// Counters of the whole userspace dataplane of a lab.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DataplaneStats {
-    /// Per director node.
-    pub engines: Vec<(String, EngineStats)>,
-    /// Per real-server node with a tunnel endpoint.
-    pub endpoints: Vec<(String, EndpointStats)>,
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            toa: false,
+            max_conns: DEFAULT_MAX_CONNS,
+        }
+    }
 }
 
 /// The userspace dataplane of one lab instance: a director (with its engine) per director
@@ -293,7 +250,10 @@ pub fn start_for_lab_with(
         let director = match dp.directors.iter().find(|(n, _)| *n == svc.director) {
             Some((_, d)) => d.clone(),
             None => {
-                let d = Arc::new(Mutex::new(Director::default()));
+                let d = Arc::new(Mutex::new(Director::new(DirectorConfig {
+                    max_conns: options.max_conns,
+                    ..DirectorConfig::default()
+                })));
                 dp.directors.push((svc.director.clone(), d.clone()));
                 d
             }

@@ -138,6 +138,15 @@ pub enum Resolution {
     QueueFull,
 }
 
+/// What [`NeighbourCache::tick`] found due.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct NeighbourTick {
+    /// Neighbours due for another ARP request: (interface, address).
+    pub ask: Vec<(String, Ipv4Addr)>,
+    /// Frames dropped because their neighbour never answered, per interface.
+    pub dropped: Vec<(String, u64)>,
+}
+
 /// Neighbours per (interface, address), and frames waiting for them.
 #[derive(Debug, Default)]
 pub struct NeighbourCache {
@@ -197,17 +206,21 @@ impl NeighbourCache {
         Resolution::Queued { ask }
     }
 
-    /// Neighbours due for another ARP request, and the number of frames dropped because
-    /// their neighbour never answered.
-    pub fn tick(&mut self, now_ms: u64) -> (Vec<(String, Ipv4Addr)>, u64) {
+    /// Neighbours due for another ARP request, and per interface the number of frames
+    /// dropped because their neighbour never answered.
+    pub fn tick(&mut self, now_ms: u64) -> NeighbourTick {
         let mut ask = Vec::new();
-        let mut dropped = 0u64;
+        let mut dropped: Vec<(String, u64)> = Vec::new();
         self.pending.retain(|key, p| {
             if p.next_try_ms > now_ms {
                 return true;
             }
             if p.tries >= ARP_TRIES {
-                dropped += p.frames.len() as u64;
+                let n = p.frames.len() as u64;
+                match dropped.iter_mut().find(|(oif, _)| *oif == key.0) {
+                    Some((_, total)) => *total += n,
+                    None => dropped.push((key.0.clone(), n)),
+                }
                 return false;
             }
             p.tries += 1;
@@ -215,7 +228,7 @@ impl NeighbourCache {
             ask.push(key.clone());
             true
         });
-        (ask, dropped)
+        NeighbourTick { ask, dropped }
     }
 }
 
@@ -308,14 +321,17 @@ mod tests {
         let mut now = 0;
         let dropped = loop {
             now += ARP_RETRY_MS;
-            let (ask, dropped) = c.tick(now);
+            let NeighbourTick { ask, dropped } = c.tick(now);
             asked += ask.len() as u32;
-            if dropped > 0 {
+            if !dropped.is_empty() {
                 break dropped;
             }
         };
         assert_eq!(asked, ARP_TRIES);
-        assert_eq!(dropped, MAX_PENDING_PER_NEIGHBOUR as u64);
+        assert_eq!(
+            dropped,
+            vec![("eth0".to_string(), MAX_PENDING_PER_NEIGHBOUR as u64)]
+        );
     }
 
     #[test]

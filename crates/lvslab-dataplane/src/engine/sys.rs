@@ -57,6 +57,9 @@ pub struct Received {
     pub truncated: bool,
     /// The frame was sent by this namespace (`PACKET_OUTGOING`), not received.
     pub outgoing: bool,
+    /// The frame is addressed to another host's MAC (`PACKET_OTHERHOST`: a switch flooded
+    /// it); the namespace's kernel ignores such frames.
+    pub other_host: bool,
     /// The sender left the TCP/UDP checksum to hardware that never ran (veth): only the
     /// pseudo-header sum is in the field.
     pub csum_not_ready: bool,
@@ -153,6 +156,7 @@ impl PacketSocket {
             len: full_len.min(buf.len()),
             truncated: full_len > buf.len(),
             outgoing: from.sll_pkttype == libc::PACKET_OUTGOING,
+            other_host: from.sll_pkttype == libc::PACKET_OTHERHOST,
             csum_not_ready: csum_not_ready(&msg),
         }))
     }
@@ -208,6 +212,7 @@ impl PacketSocket {
                 len: full_len.min(slot_len),
                 truncated: full_len > slot_len || hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
                 outgoing: batch.from[k].sll_pkttype == libc::PACKET_OUTGOING,
+                other_host: batch.from[k].sll_pkttype == libc::PACKET_OTHERHOST,
                 csum_not_ready: csum_not_ready(&hdr.msg_hdr),
             };
         }
@@ -360,6 +365,7 @@ impl RxBatch {
                     len: 0,
                     truncated: false,
                     outgoing: false,
+                    other_host: false,
                     csum_not_ready: false
                 };
                 slots

@@ -216,7 +216,9 @@ impl Endpoint {
             Ok(inner) => match self.tun.write(inner) {
                 Ok(_) => self.stats.decapsulated += 1,
                 Err(e) => {
-                    self.stats.write_errors += 1;
+                    self.stats
+                        .drops
+                        .record(crate::packet::DropReason::SendFailed);
                     tracing::debug!("tunnel endpoint write to TUN: {e}");
                 }
             },

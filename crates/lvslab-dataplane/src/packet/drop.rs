@@ -1,5 +1,6 @@
 //! Why a frame was dropped, and per-reason counters.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 macro_rules! drop_reasons {
@@ -70,6 +71,37 @@ drop_reasons! {
     QuotedPacketTruncated => "quoted_packet_truncated",
     /// A partial checksum's start/offset point outside the packet.
     BadChecksumOffset => "bad_checksum_offset",
+    /// An Ethernet type neither the engine nor the director's kernel handles (not IPv4,
+    /// ARP or IPv6), addressed to the director's MAC.
+    UnsupportedEthertype => "unsupported_ethertype",
+    /// A packet of a virtual service the director does not take: no connection entry and
+    /// not a connection's first packet (a bare ACK, a RST, an FTP-captured port), or an
+    /// ICMP error or FullNAT reply about no known connection. Kernel IPVS would hand it
+    /// to the director's own stack; the engine keeps it from that stack, so it is dropped.
+    NoConnection => "no_connection",
+    /// No real server could take a new connection (none, or all at weight 0 or
+    /// overloaded): answered with ICMP port unreachable, as the kernel does.
+    NoDestination => "no_destination",
+    /// The connection's real server was deleted and `expire_nodest_conn` is off.
+    DestUnavailable => "dest_unavailable",
+    /// The connection table is at its limit and holds no half-open entry to make room.
+    ConnTableFull => "conn_table_full",
+    /// A half-open (SYN_RECV/SYNACK) connection entry dropped to make room for a new one
+    /// while the table was at its limit (the kernel's `drop_entry` defence). Counts
+    /// entries, not frames.
+    HalfOpenEvicted => "half_open_evicted",
+    /// FullNAT: no free local address and port toward the real server.
+    NoLocalPort => "no_local_port",
+    /// The destination uses local delivery, which the engine does not do.
+    LocalDelivery => "local_delivery",
+    /// No route to the packet's next hop.
+    NoRoute => "no_route",
+    /// Too many frames already wait for the next hop's ARP answer.
+    NeighbourQueueFull => "neighbour_queue_full",
+    /// The next hop never answered ARP; the frames waiting for it are dropped.
+    NeighbourUnresolved => "neighbour_unresolved",
+    /// The socket (or TUN device) refused the frame.
+    SendFailed => "send_failed",
 }
 
 impl fmt::Display for DropReason {
@@ -87,11 +119,32 @@ pub struct DropCounters {
 impl DropCounters {
     /// Counts one drop.
     pub fn record(&mut self, reason: DropReason) {
+        self.add(reason, 1);
+    }
+
+    /// Counts `n` drops at once.
+    pub fn add(&mut self, reason: DropReason, n: u64) {
+        if n == 0 {
+            return;
+        }
         let index = reason as usize;
         if self.counts.len() <= index {
             self.counts.resize(DropReason::ALL.len(), 0);
         }
-        self.counts[index] += 1;
+        self.counts[index] += n;
+    }
+
+    /// Adds every count of `other`.
+    pub fn merge(&mut self, other: &DropCounters) {
+        for (reason, n) in other.nonzero() {
+            self.add(reason, n);
+        }
+    }
+
+    /// The non-zero counts by [`DropReason::label`] (stable snake_case names), for
+    /// listings and JSON.
+    pub fn by_name(&self) -> BTreeMap<&'static str, u64> {
+        self.nonzero().map(|(r, n)| (r.label(), n)).collect()
     }
 
     /// Drops counted for `reason`.
@@ -127,6 +180,32 @@ mod tests {
         assert_eq!(c.get(DropReason::Truncated), 0);
         assert_eq!(c.total(), 3);
         assert_eq!(c.nonzero().count(), 2);
+    }
+
+    #[test]
+    fn by_name_lists_the_counted_reasons_under_their_labels() {
+        let mut c = DropCounters::default();
+        c.add(DropReason::ConnTableFull, 3);
+        c.add(DropReason::Truncated, 0);
+        let mut other = DropCounters::default();
+        other.record(DropReason::ConnTableFull);
+        other.record(DropReason::NoRoute);
+        c.merge(&other);
+        let want: BTreeMap<&str, u64> = [("conn_table_full", 4), ("no_route", 1)].into();
+        assert_eq!(c.by_name(), want);
+    }
+
+    #[test]
+    fn labels_are_snake_case() {
+        for r in DropReason::ALL {
+            let l = r.label();
+            assert!(
+                l.starts_with(|c: char| c.is_ascii_lowercase())
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{l}"
+            );
+        }
     }
 
     #[test]
