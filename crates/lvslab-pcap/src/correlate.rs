@@ -15,7 +15,8 @@
 //!    Frames with the same identity form one traversal; a repeat at a point it already visited
 //!    starts a new traversal (a retransmission or duplicate ACK) unless it carries the same IP ID
 //!    and differs from the earlier frame (a one-armed director sending the packet back out of
-//!    the interface it came in on). Frames further apart than `gap_ns` are never one traversal.
+//!    the interface it came in on). Frames further apart than `gap_ns` are never one traversal,
+//!    unless they carry the same IP ID (then `same_id_gap_ns`, for machines that pause).
 //!
 //! UDP and ICMP flows are only told apart by payload and IP ID: senders that want reliable
 //! correlation put a sequence number in each payload.
@@ -33,6 +34,11 @@ pub struct CorrelateOptions {
     /// Largest time between two sightings of one packet (default 100 ms; Linux's smallest
     /// TCP retransmission timeout is 200 ms, so a retransmission is never merged).
     pub gap_ns: u64,
+    /// Largest time between two sightings that carry the same IP ID (default 2 s): the
+    /// same datagram, however long a busy or emulated machine paused between two hops (a
+    /// retransmission carries a new ID, and a duplicate at a point already visited starts
+    /// a new traversal whatever its ID).
+    pub same_id_gap_ns: u64,
     /// Capture points in path order (client side first); breaks timestamp ties.
     pub point_order: Vec<String>,
 }
@@ -41,6 +47,7 @@ impl Default for CorrelateOptions {
     fn default() -> Self {
         CorrelateOptions {
             gap_ns: 100_000_000,
+            same_id_gap_ns: 2_000_000_000,
             point_order: Vec::new(),
         }
     }
@@ -421,12 +428,17 @@ pub fn correlate(summaries: &[PacketSummary], opts: &CorrelateOptions) -> Vec<Fl
                 let mut fallback: Option<usize> = None;
                 for (t, (_, hops)) in traversals.iter().enumerate().skip(first) {
                     let last = hops.last().map(|&h| summaries[h].ts_ns).unwrap_or(0);
-                    if s.ts_ns.saturating_sub(last) > opts.gap_ns {
-                        continue;
-                    }
                     let same_id = hops
                         .iter()
                         .any(|&h| summaries[h].inner().map(|ip| ip.id) == id);
+                    let gap = if same_id {
+                        opts.same_id_gap_ns
+                    } else {
+                        opts.gap_ns
+                    };
+                    if s.ts_ns.saturating_sub(last) > gap {
+                        continue;
+                    }
                     let acceptable =
                         match hops.iter().rev().find(|&&h| summaries[h].point == s.point) {
                             None => true,

@@ -452,3 +452,28 @@ fn corrupted_checksum_is_a_finding_but_offload_pending_is_not() {
     let a = lvslab_pcap::analyse(&[cap], &r, &CorrelateOptions::default());
     assert_eq!(rendered(&a.outcome), "");
 }
+
+/// A machine that pauses (a busy host, a VM losing its CPU) can put 150 ms between two
+/// sightings of one datagram; the same IP ID keeps them one packet, so the director is not
+/// blamed for a request it did forward.
+#[test]
+fn a_pause_between_hops_does_not_split_a_packet() {
+    let mut cap = Cap::see_all(&dr_steps(40000, CISN, MAC_RS1, "rs1:eth0"));
+    // Frame 4 is the SYN at rs1:eth0; it and everything after arrive 150 ms late.
+    for f in cap.cap.frames.iter_mut().skip(3) {
+        f.ts_ns += 150_000_000;
+    }
+    let flows = correlate(&decode_capture(&cap.cap), &CorrelateOptions::default());
+    let out = check(&flows, &roles(Mode::Dr, 80));
+    assert_eq!(rendered(&out), "");
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0].packets().len(), 3);
+    assert_eq!(out.assignments.get(&1), Some(&Some("rs1".to_string())));
+    // Without the same-ID allowance the request would look stuck in the director.
+    let strict = CorrelateOptions {
+        same_id_gap_ns: 100_000_000,
+        ..CorrelateOptions::default()
+    };
+    let flows = correlate(&decode_capture(&cap.cap), &strict);
+    assert!(!rendered(&check(&flows, &roles(Mode::Dr, 80))).is_empty());
+}
