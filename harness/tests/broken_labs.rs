@@ -50,14 +50,7 @@ fn variants() -> Vec<Variant> {
             name: "dr-rs1-answers-arp",
             base: "dr",
             what: "arp_ignore 0 and arp_announce 0 on rs1 (all and lo), VIP still on lo",
-            mutate: |t| {
-                let n = node(t, "rs1")?;
-                for k in ["all", "lo"] {
-                    set_sysctl(n, &format!("net.ipv4.conf.{k}.arp_ignore"), 0)?;
-                    set_sysctl(n, &format!("net.ipv4.conf.{k}.arp_announce"), 0)?;
-                }
-                Ok(())
-            },
+            mutate: rs1_answers_arp,
             cause_id: "dr.rs-answers-arp-for-vip",
             node: "rs1",
             dataplane: Dataplane::Userspace,
@@ -66,14 +59,7 @@ fn variants() -> Vec<Variant> {
             name: "kernel-dr-rs1-answers-arp",
             base: "dr",
             what: "arp_ignore 0 and arp_announce 0 on rs1 (all and lo), VIP still on lo",
-            mutate: |t| {
-                let n = node(t, "rs1")?;
-                for k in ["all", "lo"] {
-                    set_sysctl(n, &format!("net.ipv4.conf.{k}.arp_ignore"), 0)?;
-                    set_sysctl(n, &format!("net.ipv4.conf.{k}.arp_announce"), 0)?;
-                }
-                Ok(())
-            },
+            mutate: rs1_answers_arp,
             cause_id: "dr.rs-answers-arp-for-vip",
             node: "rs1",
             dataplane: Dataplane::Kernel,
@@ -199,6 +185,16 @@ fn variants() -> Vec<Variant> {
             dataplane: Dataplane::Userspace,
         },
     ]
+}
+
+/// arp_ignore 0 and arp_announce 0 on rs1 (all and lo): it answers ARP for the VIP.
+fn rs1_answers_arp(t: &mut Table) -> Result<(), String> {
+    let n = node(t, "rs1")?;
+    for k in ["all", "lo"] {
+        set_sysctl(n, &format!("net.ipv4.conf.{k}.arp_ignore"), 0)?;
+        set_sysctl(n, &format!("net.ipv4.conf.{k}.arp_announce"), 0)?;
+    }
+    Ok(())
 }
 
 fn node<'a>(t: &'a mut Table, name: &str) -> Result<&'a mut Table, String> {
