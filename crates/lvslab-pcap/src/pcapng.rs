@@ -484,14 +484,14 @@ impl PcapngReader {
         orig_len: u32,
         data: &[u8],
     ) -> Result<Frame, PcapError> {
-        let iface = self
-            .section
-            .get(local as usize)
-            .ok_or(PcapError::UnknownInterface {
-                frame: self.cap.frames.len() as u64 + 1,
-                interface: local,
-                known: self.section.len(),
-            })?;
+        let iface =
+            self.section
+                .get(local as usize)
+                .ok_or_else(|| PcapError::UnknownInterface {
+                    frame: self.cap.frames.len() as u64 + 1,
+                    interface: local,
+                    known: self.section.len(),
+                })?;
         Ok(Frame {
             interface: self.base + local,
             ts_ns: ts_to_ns(raw_ts, iface.units_per_sec),

@@ -173,6 +173,54 @@ fn blocks_we_do_not_use_are_skipped_even_when_their_insides_are_bad() {
 }
 
 #[test]
+fn text_that_is_not_utf8_and_if_tzone_are_refused() {
+    // What the crate docs say is stricter than the reader before pcap-file.
+    let shb = &every_feature().to_pcapng().expect("encode")[..44];
+    let idb = |options: &[u8]| {
+        let mut body = vec![1, 0, 0, 0, 0, 0, 4, 0];
+        body.extend_from_slice(options);
+        le_block(1, &body)
+    };
+    let epb_with_comment = |comment: &[u8]| {
+        let mut body = vec![0u8; 12];
+        body.extend_from_slice(&[4, 0, 0, 0, 4, 0, 0, 0, 1, 2, 3, 4]);
+        body.extend(le_option(1, comment));
+        body.extend(le_option(0, &[]));
+        le_block(6, &body)
+    };
+    let file = |blocks: &[Vec<u8>]| [shb.to_vec(), blocks.concat()].concat();
+    let fine = file(&[idb(&[]), epb_with_comment("ok".as_bytes())]);
+    assert_eq!(
+        Capture::from_pcapng(&fine).expect("fine").frames[0].comments,
+        ["ok"]
+    );
+    // Each refused at the block that holds it: the EPB after a 20-byte IDB, or the IDB.
+    for (what, bad, at) in [
+        (
+            "comment",
+            file(&[idb(&[]), epb_with_comment(&[0xff, 0xfe])]),
+            64,
+        ),
+        (
+            "if_name",
+            file(&[idb(&[le_option(2, &[0xc3]), le_option(0, &[])].concat())]),
+            44,
+        ),
+        (
+            "if_tzone",
+            file(&[idb(&[le_option(10, &[0; 4]), le_option(0, &[])].concat())]),
+            44,
+        ),
+    ] {
+        let err = Capture::from_pcapng(&bad).expect_err(what);
+        assert!(
+            matches!(err, PcapError::Malformed { offset, .. } if offset == at),
+            "{what}: {err}"
+        );
+    }
+}
+
+#[test]
 fn what_does_not_fit_the_format_is_refused_not_truncated() {
     let mut cap = every_feature();
     cap.frames[0].comments = vec!["x".repeat(70_000)];
