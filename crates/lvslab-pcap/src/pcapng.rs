@@ -1,33 +1,56 @@
-//! Our own pcapng writer and reader, plus a classic `.pcap` writer and reader.
+//! pcapng (and classic `.pcap`) files, read and written through the `pcap-file` crate.
 //!
-//! Why our own: the capture points of a lab become one Interface Description Block each, named
-//! `node:iface` (option `if_name`), with nanosecond timestamps (`if_tsresol` = 9), and the
-//! output must be byte-for-byte deterministic so two runs of the same lab compare equal.
-//! Everything is written little-endian; the reader accepts both byte orders.
+//! The capture points of a lab become one Interface Description Block each, named
+//! `node:iface` (option `if_name`), with nanosecond timestamps (`if_tsresol` = 9); every
+//! frame is an Enhanced Packet Block with its direction (`epb_flags`) and comments
+//! (`opt_comment`). Output is little-endian and byte-for-byte deterministic, so two runs of
+//! the same lab compare equal. The reader accepts both byte orders and several sections.
 //!
-//! Frame numbers are 1-based over all packet blocks of the file, the way Wireshark and tshark
-//! number them, so a finding's `frames` can be typed into `tshark -Y frame.number==N`.
+//! `pcap-file` 2 does the block framing, byte order, padding and option coding. What this
+//! module adds is only what it lacks (see the crate docs for the decision and its numbers):
+//! - **timestamp resolution**: `pcap-file` 2 ignores `if_tsresol`; it reads a packet's raw
+//!   tick count as nanoseconds and writes nanoseconds. We write `if_tsresol` = 9 so the two
+//!   agree, and on reading rescale the ticks by the interface's `if_tsresol` (tools that
+//!   write microseconds, the pcapng default, would otherwise read 1000× too small);
+//! - **length checks before writing**: it casts option lengths to 16 bits and block lengths
+//!   to 32 bits unchecked, which would write a corrupt file; we refuse with an error;
+//! - **one numbering for the whole file**: frame numbers and interface ids run across
+//!   sections, the way Wireshark and tshark number them, so a finding's `frames` can be
+//!   typed into `tshark -Y frame.number==N`;
+//! - **blocks we do not use are skipped undecoded** (statistics, name resolution, …), so
+//!   a strictness of its decoder in a block we ignore cannot refuse the file;
+//! - the obsolete Packet Block's timestamp words, which it reads in the wrong order in
+//!   little-endian files, and classic `.pcap` records read unchecked (its checked records
+//!   refuse `orig_len > snaplen`, which every snap-length-cut capture has).
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
+use pcap_file::pcap::{PcapHeader, PcapParser, PcapWriter, RawPcapPacket};
+use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
+use pcap_file::pcapng::blocks::packet::{PacketBlock, PacketOption};
+use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
+use pcap_file::pcapng::blocks::simple_packet::SimplePacketBlock;
+use pcap_file::pcapng::blocks::{
+    ENHANCED_PACKET_BLOCK, INTERFACE_DESCRIPTION_BLOCK, PACKET_BLOCK, SECTION_HEADER_BLOCK,
+    SIMPLE_PACKET_BLOCK,
+};
+use pcap_file::pcapng::{Block, PcapNgParser, PcapNgWriter};
+use pcap_file::{DataLink, Endianness, TsResolution};
 use serde::{Deserialize, Serialize};
 
 use crate::error::PcapError;
 
-const SHB: u32 = 0x0A0D_0D0A;
-const IDB: u32 = 0x0000_0001;
-const OBSOLETE_PB: u32 = 0x0000_0002;
-const SPB: u32 = 0x0000_0003;
-const EPB: u32 = 0x0000_0006;
-const BYTE_ORDER_MAGIC: u32 = 0x1A2B_3C4D;
-
-const OPT_END: u16 = 0;
-const OPT_COMMENT: u16 = 1;
-const SHB_USERAPPL: u16 = 4;
-const IF_NAME: u16 = 2;
-const IF_TSRESOL: u16 = 9;
-const EPB_FLAGS: u16 = 2;
+/// `if_tsresol` value for nanoseconds (10^-9 s), written for every interface.
+const NANOSECOND_TSRESOL: u8 = 9;
+/// `epb_flags` bits 0–1: the direction.
+const EPB_FLAGS_INBOUND: u32 = 1;
+const EPB_FLAGS_OUTBOUND: u32 = 2;
 
 /// Default snap length written into Interface Description Blocks.
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
@@ -155,7 +178,7 @@ impl Capture {
         for f in &self.frames {
             w.write_frame(f)?;
         }
-        Ok(w.into_inner())
+        w.finish()
     }
 
     /// Writes the capture as a pcapng file.
@@ -168,7 +191,8 @@ impl Capture {
         })
     }
 
-    /// Parses pcapng bytes. Multiple sections are merged; unknown blocks are skipped.
+    /// Parses pcapng bytes. Multiple sections are merged; blocks that carry no packets or
+    /// interfaces are skipped.
     pub fn from_pcapng(bytes: &[u8]) -> Result<Capture, PcapError> {
         read_pcapng(bytes)
     }
@@ -180,7 +204,7 @@ impl Capture {
             path: path.to_path_buf(),
             source,
         })?;
-        if bytes.len() >= 4 && u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == SHB {
+        if starts_with_section_header(&bytes) {
             read_pcapng(&bytes)
         } else {
             let name = path
@@ -202,29 +226,40 @@ impl Capture {
                 interface,
                 known: self.interfaces.len(),
             })?;
-        let mut out = Vec::new();
-        // Magic 0xa1b23c4d marks nanosecond timestamps.
-        out.extend_from_slice(&0xA1B2_3C4Du32.to_le_bytes());
-        out.extend_from_slice(&2u16.to_le_bytes());
-        out.extend_from_slice(&4u16.to_le_bytes());
-        out.extend_from_slice(&0i32.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&iface.snaplen.to_le_bytes());
-        out.extend_from_slice(&u32::from(iface.linktype.number()).to_le_bytes());
+        let header = PcapHeader {
+            snaplen: iface.snaplen,
+            datalink: DataLink::from(u32::from(iface.linktype.number())),
+            ts_resolution: TsResolution::NanoSecond,
+            endianness: Endianness::Little,
+            // Version 2.4, no time zone correction or accuracy.
+            ..PcapHeader::default()
+        };
+        let io = |e| pcap_file_write_error("classic pcap", e);
+        let mut w = PcapWriter::with_header(Vec::new(), header).map_err(io)?;
         for f in self.frames.iter().filter(|f| f.interface == interface) {
-            let secs = u32::try_from(f.ts_ns / 1_000_000_000).map_err(|_| PcapError::Encode {
+            let ts_sec = u32::try_from(f.ts_ns / 1_000_000_000).map_err(|_| PcapError::Encode {
                 what: "classic pcap timestamp".into(),
                 why: format!("{} ns is past 2106", f.ts_ns),
             })?;
-            let caplen = len_u32(f.data.len(), "frame")?;
-            out.extend_from_slice(&secs.to_le_bytes());
-            out.extend_from_slice(&((f.ts_ns % 1_000_000_000) as u32).to_le_bytes());
-            out.extend_from_slice(&caplen.to_le_bytes());
-            out.extend_from_slice(&f.orig_len.max(caplen).to_le_bytes());
-            out.extend_from_slice(&f.data);
+            let incl_len = len_u32(f.data.len(), "frame")?;
+            // Raw records: the checked ones refuse a frame longer than the snap length, which
+            // the pcapng side allows (the snap length there only describes the capture).
+            w.write_raw_packet(&RawPcapPacket {
+                ts_sec,
+                ts_frac: (f.ts_ns % 1_000_000_000) as u32,
+                incl_len,
+                orig_len: f.orig_len.max(incl_len),
+                data: Cow::Borrowed(&f.data),
+            })
+            .map_err(io)?;
         }
-        Ok(out)
+        Ok(w.into_writer())
     }
+}
+
+fn starts_with_section_header(bytes: &[u8]) -> bool {
+    // The block type reads the same in both byte orders.
+    bytes.get(..4) == Some(&SECTION_HEADER_BLOCK.to_le_bytes()[..])
 }
 
 fn len_u32(n: usize, what: &str) -> Result<u32, PcapError> {
@@ -234,30 +269,35 @@ fn len_u32(n: usize, what: &str) -> Result<u32, PcapError> {
     })
 }
 
-fn pad4(n: usize) -> usize {
-    (4 - n % 4) % 4
+/// Bytes an option with a `len`-byte value takes, after checking the value fits the 16-bit
+/// length field (`pcap-file` would truncate the length and write a corrupt block).
+fn option_size(code: &str, len: usize) -> Result<u64, PcapError> {
+    if len > usize::from(u16::MAX) {
+        return Err(PcapError::Encode {
+            what: format!("pcapng option {code}"),
+            why: format!("{len} bytes exceed 65535"),
+        });
+    }
+    Ok(4 + padded(len))
 }
 
-fn push_option(body: &mut Vec<u8>, code: u16, value: &[u8]) -> Result<(), PcapError> {
-    let len = u16::try_from(value.len()).map_err(|_| PcapError::Encode {
-        what: format!("pcapng option {code}"),
-        why: format!("{} bytes exceed 65535", value.len()),
-    })?;
-    body.extend_from_slice(&code.to_le_bytes());
-    body.extend_from_slice(&len.to_le_bytes());
-    body.extend_from_slice(value);
-    body.extend(std::iter::repeat_n(0u8, pad4(value.len())));
-    Ok(())
+fn padded(len: usize) -> u64 {
+    (len as u64).div_ceil(4) * 4
 }
 
-fn end_options(body: &mut Vec<u8>) {
-    body.extend_from_slice(&OPT_END.to_le_bytes());
-    body.extend_from_slice(&0u16.to_le_bytes());
+fn pcap_file_write_error(what: &'static str, e: pcap_file::PcapError) -> PcapError {
+    match e {
+        pcap_file::PcapError::IoError(source) => PcapError::Write { what, source },
+        other => PcapError::Encode {
+            what: what.into(),
+            why: other.to_string(),
+        },
+    }
 }
 
 /// Streaming pcapng writer: one section, interfaces added before the frames that use them.
 pub struct PcapngWriter<W: Write> {
-    out: W,
+    out: PcapNgWriter<W>,
     interfaces: u32,
     frames: u64,
 }
@@ -265,46 +305,37 @@ pub struct PcapngWriter<W: Write> {
 impl<W: Write> PcapngWriter<W> {
     /// Starts a section (writes the Section Header Block, `shb_userappl` = "lvslab").
     pub fn new(out: W) -> Result<Self, PcapError> {
-        let mut w = PcapngWriter {
+        let section = SectionHeaderBlock {
+            endianness: Endianness::Little,
+            options: vec![SectionHeaderOption::UserApplication(Cow::Borrowed(
+                "lvslab",
+            ))],
+            // Version 1.0; section length unknown (-1), so the file can be streamed.
+            ..SectionHeaderBlock::default()
+        };
+        let out = PcapNgWriter::with_section_header(out, section)
+            .map_err(|e| pcap_file_write_error("pcapng section header", e))?;
+        Ok(PcapngWriter {
             out,
             interfaces: 0,
             frames: 0,
-        };
-        let mut body = Vec::new();
-        body.extend_from_slice(&BYTE_ORDER_MAGIC.to_le_bytes());
-        body.extend_from_slice(&1u16.to_le_bytes());
-        body.extend_from_slice(&0u16.to_le_bytes());
-        // Section length unknown: -1, so the file can be streamed.
-        body.extend_from_slice(&(-1i64).to_le_bytes());
-        push_option(&mut body, SHB_USERAPPL, b"lvslab")?;
-        end_options(&mut body);
-        w.block(SHB, &body)?;
-        Ok(w)
-    }
-
-    fn block(&mut self, kind: u32, body: &[u8]) -> Result<(), PcapError> {
-        let total = len_u32(body.len() + 12, "pcapng block")?;
-        let io = |source| PcapError::Write {
-            what: "pcapng block",
-            source,
-        };
-        self.out.write_all(&kind.to_le_bytes()).map_err(io)?;
-        self.out.write_all(&total.to_le_bytes()).map_err(io)?;
-        self.out.write_all(body).map_err(io)?;
-        self.out.write_all(&total.to_le_bytes()).map_err(io)?;
-        Ok(())
+        })
     }
 
     /// Writes an Interface Description Block; returns the interface id frames must use.
     pub fn add_interface(&mut self, iface: &Interface) -> Result<u32, PcapError> {
-        let mut body = Vec::new();
-        body.extend_from_slice(&iface.linktype.number().to_le_bytes());
-        body.extend_from_slice(&0u16.to_le_bytes());
-        body.extend_from_slice(&iface.snaplen.to_le_bytes());
-        push_option(&mut body, IF_NAME, iface.name.as_bytes())?;
-        push_option(&mut body, IF_TSRESOL, &[9])?;
-        end_options(&mut body);
-        self.block(IDB, &body)?;
+        option_size("if_name", iface.name.len())?;
+        let idb = InterfaceDescriptionBlock {
+            linktype: DataLink::from(u32::from(iface.linktype.number())),
+            snaplen: iface.snaplen,
+            options: vec![
+                InterfaceDescriptionOption::IfName(Cow::Borrowed(&iface.name)),
+                InterfaceDescriptionOption::IfTsResol(NANOSECOND_TSRESOL),
+            ],
+        };
+        self.out
+            .write_pcapng_block(idb)
+            .map_err(|e| pcap_file_write_error("pcapng interface description", e))?;
         let id = self.interfaces;
         self.interfaces += 1;
         Ok(id)
@@ -320,110 +351,80 @@ impl<W: Write> PcapngWriter<W> {
             });
         }
         let caplen = len_u32(frame.data.len(), "frame")?;
-        let mut body = Vec::with_capacity(frame.data.len() + 64);
-        body.extend_from_slice(&frame.interface.to_le_bytes());
-        body.extend_from_slice(&((frame.ts_ns >> 32) as u32).to_le_bytes());
-        body.extend_from_slice(&(frame.ts_ns as u32).to_le_bytes());
-        body.extend_from_slice(&caplen.to_le_bytes());
-        body.extend_from_slice(&frame.orig_len.max(caplen).to_le_bytes());
-        body.extend_from_slice(&frame.data);
-        body.extend(std::iter::repeat_n(0u8, pad4(frame.data.len())));
-        let mut any_option = false;
+        // Block header and trailer, the fixed EPB fields, the data, then the options.
+        let mut block_len = 12 + 20 + padded(frame.data.len());
+        let mut options = Vec::new();
         if let Some(d) = frame.direction {
-            let bits: u32 = match d {
-                PacketDirection::Inbound => 1,
-                PacketDirection::Outbound => 2,
-            };
-            push_option(&mut body, EPB_FLAGS, &bits.to_le_bytes())?;
-            any_option = true;
+            options.push(EnhancedPacketOption::Flags(match d {
+                PacketDirection::Inbound => EPB_FLAGS_INBOUND,
+                PacketDirection::Outbound => EPB_FLAGS_OUTBOUND,
+            }));
+            block_len += 8;
         }
         for c in &frame.comments {
-            push_option(&mut body, OPT_COMMENT, c.as_bytes())?;
-            any_option = true;
+            block_len += option_size("opt_comment", c.len())?;
+            options.push(EnhancedPacketOption::Comment(Cow::Borrowed(c)));
         }
-        if any_option {
-            end_options(&mut body);
+        if !options.is_empty() {
+            block_len += 4;
         }
-        self.block(EPB, &body)?;
+        if block_len > u64::from(u32::MAX) {
+            return Err(PcapError::Encode {
+                what: format!("pcapng block of frame {}", self.frames + 1),
+                why: format!("{block_len} bytes do not fit a 32-bit block length"),
+            });
+        }
+        let epb = EnhancedPacketBlock {
+            interface_id: frame.interface,
+            timestamp: Duration::from_nanos(frame.ts_ns),
+            original_len: frame.orig_len.max(caplen),
+            data: Cow::Borrowed(&frame.data),
+            options,
+        };
+        self.out
+            .write_pcapng_block(epb)
+            .map_err(|e| pcap_file_write_error("pcapng block", e))?;
         self.frames += 1;
         Ok(())
     }
 
     /// Flushes and returns the sink.
     pub fn finish(mut self) -> Result<W, PcapError> {
-        self.out.flush().map_err(|source| PcapError::Write {
-            what: "pcapng",
-            source,
-        })?;
-        Ok(self.out)
-    }
-
-    fn into_inner(self) -> W {
         self.out
+            .get_mut()
+            .flush()
+            .map_err(|source| PcapError::Write {
+                what: "pcapng",
+                source,
+            })?;
+        Ok(self.out.into_inner())
     }
 }
 
-/// Byte-order-aware cursor over a pcapng section.
-#[derive(Clone, Copy)]
-struct Endian {
-    big: bool,
-}
-
-impl Endian {
-    fn u16(self, b: &[u8], at: usize) -> Option<u16> {
-        let s: [u8; 2] = b.get(at..at + 2)?.try_into().ok()?;
-        Some(if self.big {
-            u16::from_be_bytes(s)
-        } else {
-            u16::from_le_bytes(s)
-        })
-    }
-    fn u32(self, b: &[u8], at: usize) -> Option<u32> {
-        let s: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
-        Some(if self.big {
-            u32::from_be_bytes(s)
-        } else {
-            u32::from_le_bytes(s)
-        })
-    }
-}
-
-struct ReadIface {
-    iface: Interface,
-    /// Timestamp units per second.
-    units_per_sec: u128,
-}
-
-fn malformed(offset: usize, what: impl Into<String>) -> PcapError {
+fn malformed(format: &'static str, offset: usize, e: pcap_file::PcapError) -> PcapError {
+    let what = match e {
+        pcap_file::PcapError::IncompleteBuffer => "truncated: runs past the end of the data".into(),
+        pcap_file::PcapError::Utf8Error(u) => format!("option text is not UTF-8: {u}"),
+        other => other.to_string(),
+    };
     PcapError::Malformed {
-        format: "pcapng",
+        format,
         offset,
-        what: what.into(),
+        what,
     }
 }
 
-/// Options of a block body from `start` to its end: (code, value) pairs.
-fn parse_options(
-    e: Endian,
-    body: &[u8],
-    start: usize,
-    file_offset: usize,
-) -> Result<Vec<(u16, &[u8])>, PcapError> {
-    let mut opts = Vec::new();
-    let mut at = start;
-    while at + 4 <= body.len() {
-        let code = e.u16(body, at).unwrap_or(0);
-        let len = e.u16(body, at + 2).unwrap_or(0) as usize;
-        if code == OPT_END {
-            break;
-        }
-        let value = body
-            .get(at + 4..at + 4 + len)
-            .ok_or_else(|| malformed(file_offset + at, format!("option {code} overruns block")))?;
-        opts.push((code, value));
-        at += 4 + len + pad4(len);
-    }
-    Ok(opts)
+/// What the reader keeps of one interface of the current section.
+struct SectionInterface {
+    /// Timestamp units per second (`if_tsresol`; the pcapng default is microseconds).
+    units_per_sec: u128,
+    snaplen: u32,
+}
+
+fn units_per_sec(if_tsresol: u8) -> u128 {
+    let exp = u32::from(if_tsresol & 0x7F);
+    let base: u128 = if if_tsresol & 0x80 == 0 { 10 } else { 2 };
+    base.checked_pow(exp).unwrap_or(u128::MAX)
 }
 
 fn ts_to_ns(raw: u64, units_per_sec: u128) -> u64 {
@@ -431,220 +432,226 @@ fn ts_to_ns(raw: u64, units_per_sec: u128) -> u64 {
     u64::try_from(ns).unwrap_or(u64::MAX)
 }
 
+fn direction_of(epb_flags: u32) -> Option<PacketDirection> {
+    match epb_flags & 3 {
+        EPB_FLAGS_INBOUND => Some(PacketDirection::Inbound),
+        EPB_FLAGS_OUTBOUND => Some(PacketDirection::Outbound),
+        _ => None,
+    }
+}
+
+/// The reader's state across blocks: interfaces of the current section and where its
+/// interface ids start in the whole file.
+#[derive(Default)]
+struct PcapngReader {
+    cap: Capture,
+    section: Vec<SectionInterface>,
+    base: u32,
+}
+
+impl PcapngReader {
+    fn new_section(&mut self) {
+        self.base = u32::try_from(self.cap.interfaces.len()).unwrap_or(u32::MAX);
+        self.section.clear();
+    }
+
+    fn interface(&mut self, idb: InterfaceDescriptionBlock) {
+        let mut name = String::new();
+        let mut units = units_per_sec(6);
+        for opt in idb.options {
+            match opt {
+                InterfaceDescriptionOption::IfName(n) => name = n.into_owned(),
+                InterfaceDescriptionOption::IfTsResol(r) => units = units_per_sec(r),
+                _ => {}
+            }
+        }
+        self.cap.interfaces.push(Interface {
+            name,
+            linktype: LinkType::from_number(u32::from(idb.linktype) as u16),
+            snaplen: idb.snaplen,
+        });
+        self.section.push(SectionInterface {
+            units_per_sec: units,
+            snaplen: idb.snaplen,
+        });
+    }
+
+    /// A frame on section-local interface `local` with its raw tick count.
+    fn frame(
+        &self,
+        local: u32,
+        raw_ts: u64,
+        orig_len: u32,
+        data: &[u8],
+    ) -> Result<Frame, PcapError> {
+        let iface =
+            self.section
+                .get(local as usize)
+                .ok_or_else(|| PcapError::UnknownInterface {
+                    frame: self.cap.frames.len() as u64 + 1,
+                    interface: local,
+                    known: self.section.len(),
+                })?;
+        Ok(Frame {
+            interface: self.base + local,
+            ts_ns: ts_to_ns(raw_ts, iface.units_per_sec),
+            orig_len,
+            data: data.to_vec(),
+            direction: None,
+            comments: Vec::new(),
+        })
+    }
+
+    fn enhanced_packet(&mut self, epb: EnhancedPacketBlock) -> Result<(), PcapError> {
+        // pcap-file 2 hands the raw tick count over as if it were nanoseconds.
+        let raw_ts = u64::try_from(epb.timestamp.as_nanos()).unwrap_or(u64::MAX);
+        let mut frame = self.frame(epb.interface_id, raw_ts, epb.original_len, &epb.data)?;
+        for opt in epb.options {
+            match opt {
+                EnhancedPacketOption::Comment(c) => frame.comments.push(c.into_owned()),
+                EnhancedPacketOption::Flags(f) => frame.direction = direction_of(f),
+                _ => {}
+            }
+        }
+        self.cap.frames.push(frame);
+        Ok(())
+    }
+
+    fn simple_packet(&mut self, spb: SimplePacketBlock) -> Result<(), PcapError> {
+        // The block's data runs to its end, padding included: the captured length is the
+        // original length cut by the snap length of interface 0 (0 = no limit).
+        let snaplen = match self.section.first().map(|i| i.snaplen) {
+            Some(0) | None => u32::MAX,
+            Some(s) => s,
+        };
+        let caplen = (spb.original_len.min(snaplen) as usize).min(spb.data.len());
+        let frame = self.frame(0, 0, spb.original_len, &spb.data[..caplen])?;
+        self.cap.frames.push(frame);
+        Ok(())
+    }
+
+    fn packet(&mut self, pb: PacketBlock, endianness: Endianness) -> Result<(), PcapError> {
+        // The block stores the high timestamp word first; pcap-file 2 reads both words as
+        // one 64-bit integer, which swaps them in little-endian sections.
+        let raw_ts = match endianness {
+            Endianness::Little => pb.timestamp.rotate_left(32),
+            Endianness::Big => pb.timestamp,
+        };
+        let mut frame = self.frame(
+            u32::from(pb.interface_id),
+            raw_ts,
+            pb.original_len,
+            &pb.data,
+        )?;
+        for opt in pb.options {
+            match opt {
+                PacketOption::Comment(c) => frame.comments.push(c.into_owned()),
+                PacketOption::Flags(f) => frame.direction = direction_of(f),
+                _ => {}
+            }
+        }
+        self.cap.frames.push(frame);
+        Ok(())
+    }
+}
+
+/// Block type at the start of `rest`, read in the section's byte order.
+fn peek_block_type(rest: &[u8], endianness: Endianness) -> Option<u32> {
+    let b: [u8; 4] = rest.get(..4)?.try_into().ok()?;
+    Some(match endianness {
+        Endianness::Little => u32::from_le_bytes(b),
+        Endianness::Big => u32::from_be_bytes(b),
+    })
+}
+
 fn read_pcapng(bytes: &[u8]) -> Result<Capture, PcapError> {
-    let mut cap = Capture::default();
-    let mut section: Vec<ReadIface> = Vec::new();
-    // Interfaces of earlier sections stay in `cap.interfaces`; this maps section-local ids.
-    let mut base = 0u32;
-    let mut e = Endian { big: false };
-    let mut at = 0usize;
-    while at < bytes.len() {
-        if bytes.len() - at < 12 {
-            return Err(malformed(at, "truncated block header"));
+    if !starts_with_section_header(bytes) {
+        return Err(PcapError::Malformed {
+            format: "pcapng",
+            offset: 0,
+            what: "file does not start with a Section Header Block".into(),
+        });
+    }
+    let (mut rest, mut parser) = PcapNgParser::new(bytes).map_err(|e| malformed("pcapng", 0, e))?;
+    let mut reader = PcapngReader::default();
+    while !rest.is_empty() {
+        let offset = bytes.len() - rest.len();
+        let endianness = parser.section().endianness;
+        let used = matches!(
+            peek_block_type(rest, endianness),
+            Some(
+                SECTION_HEADER_BLOCK
+                    | INTERFACE_DESCRIPTION_BLOCK
+                    | ENHANCED_PACKET_BLOCK
+                    | SIMPLE_PACKET_BLOCK
+                    | PACKET_BLOCK
+            )
+        );
+        if !used {
+            // Framing checked, body not decoded.
+            let (next, _) = parser
+                .next_raw_block(rest)
+                .map_err(|e| malformed("pcapng", offset, e))?;
+            rest = next;
+            continue;
         }
-        let le_kind = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-        if le_kind == SHB {
-            let magic = bytes
-                .get(at + 8..at + 12)
-                .ok_or_else(|| malformed(at, "truncated section header"))?;
-            e = match u32::from_le_bytes([magic[0], magic[1], magic[2], magic[3]]) {
-                BYTE_ORDER_MAGIC => Endian { big: false },
-                0x4D3C_2B1A => Endian { big: true },
-                m => return Err(malformed(at + 8, format!("bad byte-order magic {m:#010x}"))),
-            };
-            base = u32::try_from(cap.interfaces.len()).unwrap_or(u32::MAX);
-            section.clear();
-        } else if at == 0 {
-            return Err(malformed(
-                0,
-                "file does not start with a Section Header Block",
-            ));
-        }
-        let kind = e.u32(bytes, at).unwrap_or(0);
-        let total = e.u32(bytes, at + 4).unwrap_or(0) as usize;
-        if total < 12 || total % 4 != 0 || at + total > bytes.len() {
-            return Err(malformed(at, format!("bad block length {total}")));
-        }
-        if e.u32(bytes, at + total - 4) != Some(total as u32) {
-            return Err(malformed(at, "trailing block length differs from leading"));
-        }
-        let body = &bytes[at + 8..at + total - 4];
-        match kind {
-            IDB => {
-                let linktype = e
-                    .u16(body, 0)
-                    .ok_or_else(|| malformed(at, "truncated interface description"))?;
-                let snaplen = e.u32(body, 4).unwrap_or(0);
-                let mut name = String::new();
-                let mut units_per_sec: u128 = 1_000_000;
-                for (code, v) in parse_options(e, body, 8, at + 8)? {
-                    match code {
-                        IF_NAME => name = String::from_utf8_lossy(v).into_owned(),
-                        IF_TSRESOL => {
-                            let r = v.first().copied().unwrap_or(6);
-                            let exp = u32::from(r & 0x7F);
-                            units_per_sec = if r & 0x80 == 0 {
-                                10u128.checked_pow(exp).unwrap_or(u128::MAX)
-                            } else {
-                                2u128.checked_pow(exp).unwrap_or(u128::MAX)
-                            };
-                        }
-                        _ => {}
-                    }
-                }
-                let iface = Interface {
-                    name,
-                    linktype: LinkType::from_number(linktype),
-                    snaplen,
-                };
-                cap.interfaces.push(iface.clone());
-                section.push(ReadIface {
-                    iface,
-                    units_per_sec,
-                });
-            }
-            EPB | SPB | OBSOLETE_PB => {
-                let number = cap.frames.len() as u64 + 1;
-                let (iface_id, raw_ts, caplen, orig, data_at) = match kind {
-                    EPB => {
-                        let id = e.u32(body, 0);
-                        let hi = e.u32(body, 4);
-                        let lo = e.u32(body, 8);
-                        let cl = e.u32(body, 12);
-                        let ol = e.u32(body, 16);
-                        match (id, hi, lo, cl, ol) {
-                            (Some(id), Some(hi), Some(lo), Some(cl), Some(ol)) => {
-                                (id, (u64::from(hi) << 32) | u64::from(lo), cl, ol, 20)
-                            }
-                            _ => return Err(malformed(at, "truncated enhanced packet block")),
-                        }
-                    }
-                    SPB => {
-                        let ol = e
-                            .u32(body, 0)
-                            .ok_or_else(|| malformed(at, "truncated simple packet block"))?;
-                        let snap = section.first().map(|i| i.iface.snaplen).unwrap_or(ol);
-                        let cl = ol.min(snap).min((body.len() - 4) as u32);
-                        (0, 0, cl, ol, 4)
-                    }
-                    _ => {
-                        let id = e.u16(body, 0).map(u32::from);
-                        let hi = e.u32(body, 4);
-                        let lo = e.u32(body, 8);
-                        let cl = e.u32(body, 12);
-                        let ol = e.u32(body, 16);
-                        match (id, hi, lo, cl, ol) {
-                            (Some(id), Some(hi), Some(lo), Some(cl), Some(ol)) => {
-                                (id, (u64::from(hi) << 32) | u64::from(lo), cl, ol, 20)
-                            }
-                            _ => return Err(malformed(at, "truncated packet block")),
-                        }
-                    }
-                };
-                let ri = section
-                    .get(iface_id as usize)
-                    .ok_or(PcapError::UnknownInterface {
-                        frame: number,
-                        interface: iface_id,
-                        known: section.len(),
-                    })?;
-                let caplen = caplen as usize;
-                let data = body
-                    .get(data_at..data_at + caplen)
-                    .ok_or_else(|| malformed(at, format!("frame {number}: data overruns block")))?
-                    .to_vec();
-                let mut frame = Frame {
-                    interface: base + iface_id,
-                    ts_ns: ts_to_ns(raw_ts, ri.units_per_sec),
-                    orig_len: orig,
-                    data,
-                    direction: None,
-                    comments: Vec::new(),
-                };
-                if kind == EPB {
-                    let opt_at = data_at + caplen + pad4(caplen);
-                    for (code, v) in parse_options(e, body, opt_at, at + 8)? {
-                        match code {
-                            OPT_COMMENT => frame.comments.push(String::from_utf8_lossy(v).into()),
-                            EPB_FLAGS => {
-                                frame.direction = match e.u32(v, 0).map(|f| f & 3) {
-                                    Some(1) => Some(PacketDirection::Inbound),
-                                    Some(2) => Some(PacketDirection::Outbound),
-                                    _ => None,
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                cap.frames.push(frame);
-            }
+        let (next, block) = parser
+            .next_block(rest)
+            .map_err(|e| malformed("pcapng", offset, e))?;
+        match block {
+            Block::SectionHeader(_) => reader.new_section(),
+            Block::InterfaceDescription(idb) => reader.interface(idb),
+            Block::EnhancedPacket(epb) => reader.enhanced_packet(epb)?,
+            Block::SimplePacket(spb) => reader.simple_packet(spb)?,
+            Block::Packet(pb) => reader.packet(pb, endianness)?,
             _ => {}
         }
-        at += total;
+        rest = next;
     }
-    Ok(cap)
+    Ok(reader.cap)
 }
 
 /// Parses a classic pcap file (micro- or nanosecond, either byte order) into a one-interface
 /// capture named `name`.
 pub fn read_pcap(bytes: &[u8], name: &str) -> Result<Capture, PcapError> {
-    let bad = |offset: usize, what: &str| PcapError::Malformed {
-        format: "pcap",
-        offset,
-        what: what.to_string(),
-    };
-    let magic = bytes
-        .get(0..4)
-        .ok_or_else(|| bad(0, "shorter than a file header"))?;
-    let (e, nanos) = match u32::from_le_bytes([magic[0], magic[1], magic[2], magic[3]]) {
-        0xA1B2_C3D4 => (Endian { big: false }, false),
-        0xA1B2_3C4D => (Endian { big: false }, true),
-        0xD4C3_B2A1 => (Endian { big: true }, false),
-        0x4D3C_B2A1 => (Endian { big: true }, true),
-        _ => return Err(bad(0, "not a pcap or pcapng file (unknown magic)")),
-    };
-    let snaplen = e
-        .u32(bytes, 16)
-        .ok_or_else(|| bad(0, "shorter than a file header"))?;
-    let linktype = e
-        .u32(bytes, 20)
-        .ok_or_else(|| bad(0, "shorter than a file header"))?;
+    let (mut rest, parser) = PcapParser::new(bytes).map_err(|e| match e {
+        pcap_file::PcapError::InvalidField(_) => PcapError::Malformed {
+            format: "pcap",
+            offset: 0,
+            what: "not a pcap or pcapng file (unknown magic)".into(),
+        },
+        other => malformed("pcap", 0, other),
+    })?;
+    let header = parser.header();
     let mut cap = Capture {
         interfaces: vec![Interface {
             name: name.to_string(),
-            linktype: LinkType::from_number(linktype as u16),
-            snaplen,
+            // The link type is the low 16 bits; the high ones carry FCS details.
+            linktype: LinkType::from_number(u32::from(header.datalink) as u16),
+            snaplen: header.snaplen,
         }],
         frames: Vec::new(),
     };
-    let mut at = 24;
-    while at < bytes.len() {
-        let (Some(sec), Some(frac), Some(cl), Some(ol)) = (
-            e.u32(bytes, at),
-            e.u32(bytes, at + 4),
-            e.u32(bytes, at + 8),
-            e.u32(bytes, at + 12),
-        ) else {
-            return Err(bad(at, "truncated record header"));
-        };
-        let data = bytes
-            .get(at + 16..at + 16 + cl as usize)
-            .ok_or_else(|| bad(at, "record data overruns file"))?;
-        let frac_ns = if nanos {
-            u64::from(frac)
-        } else {
-            u64::from(frac) * 1000
+    while !rest.is_empty() {
+        let offset = bytes.len() - rest.len();
+        // Raw records: the checked ones refuse `orig_len > snaplen`, which is what a frame
+        // cut by the snap length looks like.
+        let (next, record) = parser
+            .next_raw_packet(rest)
+            .map_err(|e| malformed("pcap", offset, e))?;
+        let frac_ns = match header.ts_resolution {
+            TsResolution::NanoSecond => u64::from(record.ts_frac),
+            TsResolution::MicroSecond => u64::from(record.ts_frac) * 1000,
         };
         cap.frames.push(Frame {
             interface: 0,
-            ts_ns: u64::from(sec) * 1_000_000_000 + frac_ns,
-            orig_len: ol,
-            data: data.to_vec(),
+            ts_ns: u64::from(record.ts_sec) * 1_000_000_000 + frac_ns,
+            orig_len: record.orig_len,
+            data: record.data.into_owned(),
             direction: None,
             comments: Vec::new(),
         });
-        at += 16 + cl as usize;
+        rest = next;
     }
     Ok(cap)
 }

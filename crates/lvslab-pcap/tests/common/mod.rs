@@ -197,3 +197,27 @@ pub fn ip(a: [u8; 4]) -> Ipv4Addr {
 pub fn mac(m: [u8; 6]) -> MacAddr {
     MacAddr(m)
 }
+
+/// One pcapng block in little-endian byte order, for hand-made files: type, total length,
+/// `body` padded to 4 bytes, total length again.
+pub fn le_block(kind: u32, body: &[u8]) -> Vec<u8> {
+    let padded = body.len().div_ceil(4) * 4;
+    let total = (padded + 12) as u32;
+    let mut b = Vec::with_capacity(padded + 12);
+    b.extend_from_slice(&kind.to_le_bytes());
+    b.extend_from_slice(&total.to_le_bytes());
+    b.extend_from_slice(body);
+    b.resize(8 + padded, 0);
+    b.extend_from_slice(&total.to_le_bytes());
+    b
+}
+
+/// One pcapng option in little-endian byte order, value padded to 4 bytes.
+pub fn le_option(code: u16, value: &[u8]) -> Vec<u8> {
+    let mut o = Vec::new();
+    o.extend_from_slice(&code.to_le_bytes());
+    o.extend_from_slice(&(value.len() as u16).to_le_bytes());
+    o.extend_from_slice(value);
+    o.resize(4 + value.len().div_ceil(4) * 4, 0);
+    o
+}
