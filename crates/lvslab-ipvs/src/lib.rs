@@ -23,8 +23,3 @@ pub mod wire;
 
 pub use client::IpvsClient;
 pub use error::Error;
-
-// The byte tables are laid out one attribute per line with comments; keep rustfmt off them.
-#[cfg(test)]
-#[rustfmt::skip]
-mod codec_tests;
