@@ -77,10 +77,7 @@ pub enum JournalError {
     Unidentifiable { pid: i32, what: String },
 }
 
-fn io_err<'a>(
-    op: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(io::Error) -> JournalError + 'a {
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> JournalError + 'a {
     move |source| JournalError::Io {
         op,
         path: path.to_path_buf(),
