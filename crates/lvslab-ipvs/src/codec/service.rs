@@ -99,7 +99,7 @@ pub fn key_only_service(key: &ServiceKey) -> ServiceConfig {
     ServiceConfig::new(*key, Scheduler::Wlc)
 }
 
-/// The address family number of a service key (for [`parse_dest_reply`]).
+/// The address family number of a service key (for [`parse_dest_reply`](super::parse_dest_reply)).
 pub fn service_af(key: &ServiceKey) -> u16 {
     family_of_key(key)
 }
@@ -128,7 +128,7 @@ fn check_name(what: &'static str, name: &str) -> Result<(), EncodeError> {
     Ok(())
 }
 
-/// Writes the complete service nest in libipvs order: AF, key, SCHED_NAME, [PE_NAME],
+/// Writes the complete service nest in libipvs order: AF, key, SCHED_NAME, PE_NAME if any,
 /// FLAGS {flags, mask all}, TIMEOUT, NETMASK.
 pub fn put_service(w: &mut AttrWriter, svc: &ServiceConfig) -> Result<(), EncodeError> {
     let sched = svc.scheduler.name();
