@@ -36,12 +36,7 @@ fn variants() -> Vec<Variant> {
             name: "dr-rs1-without-vip",
             base: "dr",
             what: "remove the VIP from rs1's lo",
-            mutate: |t| {
-                interfaces(node(t, "rs1")?)?
-                    .remove("lo")
-                    .map(|_| ())
-                    .ok_or("rs1 has no lo addresses to remove".into())
-            },
+            mutate: rs1_without_vip_on_lo,
             cause_id: "dr.rs-missing-vip",
             node: "rs1",
             dataplane: Dataplane::Userspace,
@@ -50,7 +45,7 @@ fn variants() -> Vec<Variant> {
             name: "dr-rs1-answers-arp",
             base: "dr",
             what: "arp_ignore 0 and arp_announce 0 on rs1 (all and lo), VIP still on lo",
-            mutate: rs1_answers_arp,
+            mutate: rs1_answers_arp_for_the_vip,
             cause_id: "dr.rs-answers-arp-for-vip",
             node: "rs1",
             dataplane: Dataplane::Userspace,
@@ -59,7 +54,7 @@ fn variants() -> Vec<Variant> {
             name: "kernel-dr-rs1-answers-arp",
             base: "dr",
             what: "arp_ignore 0 and arp_announce 0 on rs1 (all and lo), VIP still on lo",
-            mutate: rs1_answers_arp,
+            mutate: rs1_answers_arp_for_the_vip,
             cause_id: "dr.rs-answers-arp-for-vip",
             node: "rs1",
             dataplane: Dataplane::Kernel,
@@ -68,38 +63,7 @@ fn variants() -> Vec<Variant> {
             name: "dr-rs3-off-segment",
             base: "dr",
             what: "move rs3 off the lan80 switch onto its own link behind the firewall",
-            mutate: |t| {
-                let ports = t
-                    .get_mut("switch")
-                    .and_then(Value::as_array_mut)
-                    .and_then(|a| a.first_mut())
-                    .and_then(|s| s.get_mut("ports"))
-                    .and_then(Value::as_array_mut)
-                    .ok_or("dr has no switch ports")?;
-                let before = ports.len();
-                ports.retain(|p| p.as_str() != Some("rs3:eth0"));
-                if ports.len() == before {
-                    return Err("rs3:eth0 is not on the switch".into());
-                }
-                interfaces(node(t, "firewall")?)?.insert(
-                    "eth2".into(),
-                    Value::Array(vec!["192.168.81.254/24".into()]),
-                );
-                let rs3 = node(t, "rs3")?;
-                interfaces(rs3)?
-                    .insert("eth0".into(), Value::Array(vec!["192.168.81.13/24".into()]));
-                rs3.insert("routes".into(), default_via("firewall:eth2"));
-                let mut link = Table::new();
-                link.insert(
-                    "ends".into(),
-                    Value::Array(vec!["rs3:eth0".into(), "firewall:eth2".into()]),
-                );
-                t.get_mut("link")
-                    .and_then(Value::as_array_mut)
-                    .ok_or("dr has no links")?
-                    .push(Value::Table(link));
-                Ok(())
-            },
+            mutate: rs3_off_the_director_segment,
             cause_id: "dr.rs-not-on-director-segment",
             node: "rs3",
             dataplane: Dataplane::Userspace,
@@ -108,16 +72,7 @@ fn variants() -> Vec<Variant> {
             name: "dr-dnat-to-director",
             base: "dr",
             what: "the firewall DNATs to the director's own address instead of the VIP",
-            mutate: |t| {
-                let rule = node(t, "firewall")?
-                    .get_mut("nat")
-                    .and_then(Value::as_array_mut)
-                    .and_then(|a| a.first_mut())
-                    .and_then(Value::as_table_mut)
-                    .ok_or("the firewall has no nat rule")?;
-                rule.insert("to".into(), "director:eth0".into());
-                Ok(())
-            },
+            mutate: firewall_dnats_to_the_director,
             cause_id: "fw.dnat-not-vip",
             node: "firewall",
             dataplane: Dataplane::Userspace,
@@ -126,10 +81,7 @@ fn variants() -> Vec<Variant> {
             name: "nat-rs2-gateway-firewall",
             base: "nat",
             what: "rs2's default route goes via the firewall, not the director",
-            mutate: |t| {
-                node(t, "rs2")?.insert("routes".into(), default_via("firewall:eth1"));
-                Ok(())
-            },
+            mutate: rs2_gateway_is_the_firewall,
             cause_id: "nat.rs-gateway-not-director",
             node: "rs2",
             dataplane: Dataplane::Userspace,
@@ -138,7 +90,7 @@ fn variants() -> Vec<Variant> {
             name: "nat-firewall-no-forwarding",
             base: "nat",
             what: "ip_forward 0 on the firewall",
-            mutate: |t| set_sysctl(node(t, "firewall")?, "net.ipv4.ip_forward", 0),
+            mutate: firewall_does_not_forward,
             cause_id: "forwarding-off",
             node: "firewall",
             dataplane: Dataplane::Userspace,
@@ -147,11 +99,7 @@ fn variants() -> Vec<Variant> {
             name: "tun-rs1-rp-filter",
             base: "tun",
             what: "strict rp_filter on rs1 (all and tunl0)",
-            mutate: |t| {
-                let n = node(t, "rs1")?;
-                set_sysctl(n, "net.ipv4.conf.all.rp_filter", 1)?;
-                set_sysctl(n, "net.ipv4.conf.tunl0.rp_filter", 1)
-            },
+            mutate: rs1_strict_rp_filter,
             cause_id: "tun.rp-filter-drops-decapsulated",
             node: "rs1",
             dataplane: Dataplane::Userspace,
@@ -160,12 +108,7 @@ fn variants() -> Vec<Variant> {
             name: "tun-rs2-without-vip",
             base: "tun",
             what: "remove the VIP from rs2's tunl0",
-            mutate: |t| {
-                interfaces(node(t, "rs2")?)?
-                    .remove("tunl0")
-                    .map(|_| ())
-                    .ok_or("rs2 has no tunl0 addresses to remove".into())
-            },
+            mutate: rs2_without_vip_on_tunl0,
             cause_id: "tun.rs-missing-vip",
             node: "rs2",
             dataplane: Dataplane::Userspace,
@@ -174,12 +117,7 @@ fn variants() -> Vec<Variant> {
             name: "tun-rs1-no-route-back",
             base: "tun",
             what: "rs1 loses its default route: replies to the client have nowhere to go",
-            mutate: |t| {
-                node(t, "rs1")?
-                    .remove("routes")
-                    .map(|_| ())
-                    .ok_or("rs1 has no routes to remove".into())
-            },
+            mutate: rs1_without_default_route,
             cause_id: "no-route-to-client",
             node: "rs1",
             dataplane: Dataplane::Userspace,
@@ -187,14 +125,101 @@ fn variants() -> Vec<Variant> {
     ]
 }
 
-/// arp_ignore 0 and arp_announce 0 on rs1 (all and lo): it answers ARP for the VIP.
-fn rs1_answers_arp(t: &mut Table) -> Result<(), String> {
+/// The mistake of `dr-rs1-without-vip` (see its `what`).
+fn rs1_without_vip_on_lo(t: &mut Table) -> Result<(), String> {
+    interfaces(node(t, "rs1")?)?
+        .remove("lo")
+        .map(|_| ())
+        .ok_or("rs1 has no lo addresses to remove".into())
+}
+
+/// The mistake of `dr-rs1-answers-arp` and `kernel-dr-rs1-answers-arp` (see their `what`).
+fn rs1_answers_arp_for_the_vip(t: &mut Table) -> Result<(), String> {
     let n = node(t, "rs1")?;
     for k in ["all", "lo"] {
         set_sysctl(n, &format!("net.ipv4.conf.{k}.arp_ignore"), 0)?;
         set_sysctl(n, &format!("net.ipv4.conf.{k}.arp_announce"), 0)?;
     }
     Ok(())
+}
+
+/// The mistake of `dr-rs3-off-segment` (see its `what`).
+fn rs3_off_the_director_segment(t: &mut Table) -> Result<(), String> {
+    let ports = t
+        .get_mut("switch")
+        .and_then(Value::as_array_mut)
+        .and_then(|a| a.first_mut())
+        .and_then(|s| s.get_mut("ports"))
+        .and_then(Value::as_array_mut)
+        .ok_or("dr has no switch ports")?;
+    let before = ports.len();
+    ports.retain(|p| p.as_str() != Some("rs3:eth0"));
+    if ports.len() == before {
+        return Err("rs3:eth0 is not on the switch".into());
+    }
+    interfaces(node(t, "firewall")?)?.insert(
+        "eth2".into(),
+        Value::Array(vec!["192.168.81.254/24".into()]),
+    );
+    let rs3 = node(t, "rs3")?;
+    interfaces(rs3)?.insert("eth0".into(), Value::Array(vec!["192.168.81.13/24".into()]));
+    rs3.insert("routes".into(), default_via("firewall:eth2"));
+    let mut link = Table::new();
+    link.insert(
+        "ends".into(),
+        Value::Array(vec!["rs3:eth0".into(), "firewall:eth2".into()]),
+    );
+    t.get_mut("link")
+        .and_then(Value::as_array_mut)
+        .ok_or("dr has no links")?
+        .push(Value::Table(link));
+    Ok(())
+}
+
+/// The mistake of `dr-dnat-to-director` (see its `what`).
+fn firewall_dnats_to_the_director(t: &mut Table) -> Result<(), String> {
+    let rule = node(t, "firewall")?
+        .get_mut("nat")
+        .and_then(Value::as_array_mut)
+        .and_then(|a| a.first_mut())
+        .and_then(Value::as_table_mut)
+        .ok_or("the firewall has no nat rule")?;
+    rule.insert("to".into(), "director:eth0".into());
+    Ok(())
+}
+
+/// The mistake of `nat-rs2-gateway-firewall` (see its `what`).
+fn rs2_gateway_is_the_firewall(t: &mut Table) -> Result<(), String> {
+    node(t, "rs2")?.insert("routes".into(), default_via("firewall:eth1"));
+    Ok(())
+}
+
+/// The mistake of `nat-firewall-no-forwarding` (see its `what`).
+fn firewall_does_not_forward(t: &mut Table) -> Result<(), String> {
+    set_sysctl(node(t, "firewall")?, "net.ipv4.ip_forward", 0)
+}
+
+/// The mistake of `tun-rs1-rp-filter` (see its `what`).
+fn rs1_strict_rp_filter(t: &mut Table) -> Result<(), String> {
+    let n = node(t, "rs1")?;
+    set_sysctl(n, "net.ipv4.conf.all.rp_filter", 1)?;
+    set_sysctl(n, "net.ipv4.conf.tunl0.rp_filter", 1)
+}
+
+/// The mistake of `tun-rs2-without-vip` (see its `what`).
+fn rs2_without_vip_on_tunl0(t: &mut Table) -> Result<(), String> {
+    interfaces(node(t, "rs2")?)?
+        .remove("tunl0")
+        .map(|_| ())
+        .ok_or("rs2 has no tunl0 addresses to remove".into())
+}
+
+/// The mistake of `tun-rs1-no-route-back` (see its `what`).
+fn rs1_without_default_route(t: &mut Table) -> Result<(), String> {
+    node(t, "rs1")?
+        .remove("routes")
+        .map(|_| ())
+        .ok_or("rs1 has no routes to remove".into())
 }
 
 fn node<'a>(t: &'a mut Table, name: &str) -> Result<&'a mut Table, String> {

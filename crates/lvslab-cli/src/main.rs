@@ -1,5 +1,12 @@
-//! `lvslab`: LVS labs in network namespaces. Thin: parses arguments and calls the
-//! libraries; each subcommand lives in `cmd/`.
+//! `lvslab`: LVS labs in network namespaces.
+//!
+//! Its one job: parse the command line, call the library that does the work and print
+//! what it returns (or write it where asked: reports, pcapng files), with the exit status
+//! the subcommand promises. Each subcommand lives in `cmd/`, a thin call into lvslab-spec
+//! (lab files), lvslab-instance (up, down, status, exec, ipvsadm), lvslab-harness
+//! (trials and reports), lvslab-netns and lvslab-pcap (capture), or lvslab-vm. It must
+//! never do a library's job itself: no lab building, netlink, packet judging or lifecycle
+//! logic here, so `cargo test` and the command line always run the same code.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -10,8 +10,12 @@
 //! - [`daemon`]: the background process, and [`control`]: its socket protocol;
 //! - [`balancer`]: either dataplane behind one handle.
 //!
-//! It must never act on anything it cannot prove is an instance's own: it removes and
-//! signals only what the journal records with a matching identity, never by name prefix.
+//! It builds on lvslab-netns (namespaces, the journal, the lab's servers), lvslab-ipvs and
+//! lvslab-dataplane (the two dataplanes, behind [`balancer`]) and lvslab-ipvsadm (the
+//! command line run on an instance). It must never remove or signal anything it cannot
+//! prove it created: it acts only on what the journal records with a matching identity
+//! (namespace and mount-point inodes, process start time and executable), never by name
+//! or name prefix.
 
 pub mod balancer;
 pub mod control;

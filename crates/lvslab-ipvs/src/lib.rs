@@ -1,4 +1,12 @@
-//! Kernel IPVS over generic netlink.
+//! lvslab-ipvs: kernel IPVS over generic netlink.
+//!
+//! Its one job: carry [`LoadBalancer`](lvslab_spec::lb::LoadBalancer) calls to the
+//! kernel's IPVS and the kernel's answers back, in exactly the messages ipvsadm sends. It
+//! depends on lvslab-spec (the model and the trait) and on `neli` for the socket only. It
+//! only talks generic netlink to the kernel's IPVS and never decides policy: which
+//! services and destinations exist, and when, is its caller's choice (`lvslab-instance`, or
+//! the ipvsadm commands `lvslab-ipvsadm` turns into calls); it encodes, sends, decodes
+//! and maps errors, nothing else.
 //!
 //! - [`IpvsClient`] talks to the kernel's IPVS (family `"IPVS"`) and implements
 //!   [`lvslab_spec::lb::LoadBalancer`]. [`IpvsClient::connect`] is also the capability
@@ -25,8 +33,3 @@ pub mod wire;
 
 pub use client::IpvsClient;
 pub use error::Error;
-
-// The byte tables are laid out one attribute per line with comments; keep rustfmt off them.
-#[cfg(test)]
-#[rustfmt::skip]
-mod codec_tests;

@@ -70,6 +70,16 @@ fn compare_listing(lb: &mut IpvsClient, layout: Layout, args: &[&str]) -> Result
 }
 
 fn run() -> Result<(), String> {
+    let mut lb = connect_and_flush()?;
+    let vip = nat_service_lists_like_ipvsadm(&mut lb)?;
+    let udp = more_service_kinds_read_back(&mut lb)?;
+    let (svc, edited) = edits_apply(&mut lb, vip)?;
+    errors_keep_their_kind(&mut lb, vip, &svc, edited, &udp)?;
+    timeouts_zero_delete_flush(&mut lb, vip, &udp)
+}
+
+/// Connects (the capability probe) and starts from an empty table.
+fn connect_and_flush() -> Result<IpvsClient, String> {
     let mut lb = IpvsClient::connect().map_err(|e| e.to_string())?;
     let info = lb.info().map_err(|e| e.to_string())?;
     println!(
@@ -79,7 +89,12 @@ fn run() -> Result<(), String> {
         info.conn_table_size
     );
     lb.flush().map_err(|e| e.to_string())?;
+    Ok(lb)
+}
 
+/// A weighted round-robin NAT service with three real servers; listings in three layouts
+/// equal ipvsadm's. Returns the service's key.
+fn nat_service_lists_like_ipvsadm(lb: &mut IpvsClient) -> Result<ServiceKey, String> {
     let vip = ServiceKey::Addr {
         protocol: Protocol::Tcp,
         addr: v4(192, 168, 80, 10),
@@ -106,11 +121,16 @@ fn run() -> Result<(), String> {
         order == ["192.168.80.13", "192.168.80.12", "192.168.80.11"],
         format!("{order:?}"),
     )?;
-    compare_listing(&mut lb, Layout::Default, &["-L", "-n"])?;
-    compare_listing(&mut lb, Layout::Stats, &["-L", "-n", "--stats"])?;
-    compare_listing(&mut lb, Layout::Rate, &["-L", "-n", "--rate"])?;
+    compare_listing(lb, Layout::Default, &["-L", "-n"])?;
+    compare_listing(lb, Layout::Stats, &["-L", "-n", "--stats"])?;
+    compare_listing(lb, Layout::Rate, &["-L", "-n", "--rate"])?;
+    Ok(vip)
+}
 
-    // More service kinds, then compare again.
+/// A persistent fwmark service, a one-packet UDP service with a GUE tunnel destination
+/// and a SIP-persistence service: each reads back as given and the listings equal
+/// ipvsadm's. Returns the UDP service.
+fn more_service_kinds_read_back(lb: &mut IpvsClient) -> Result<ServiceConfig, String> {
     let mut fw = ServiceConfig::new(
         ServiceKey::Fwmark {
             family: lvslab_spec::lb::Family::Inet,
@@ -176,16 +196,23 @@ fn run() -> Result<(), String> {
         fw_back.as_ref() == Some(&fw),
         format!("{fw_back:?}"),
     )?;
-    compare_listing(&mut lb, Layout::Default, &["-L", "-n"])?;
-    compare_listing(&mut lb, Layout::Thresholds, &["-L", "-n", "--thresholds"])?;
+    compare_listing(lb, Layout::Default, &["-L", "-n"])?;
+    compare_listing(lb, Layout::Thresholds, &["-L", "-n", "--thresholds"])?;
     compare_listing(
-        &mut lb,
+        lb,
         Layout::PersistentConn,
         &["-L", "-n", "--persistent-conn"],
     )?;
+    Ok(udp)
+}
 
-    // Edits.
-    let mut edited = DestConfig {
+/// SET_DEST and SET_SERVICE on the NAT service; returns the service and destination as
+/// edited.
+fn edits_apply(
+    lb: &mut IpvsClient,
+    vip: ServiceKey,
+) -> Result<(ServiceConfig, DestConfig), String> {
+    let edited = DestConfig {
         method: ForwardMethod::Nat,
         weight: 5,
         ..DestConfig::new(v4(192, 168, 80, 12), 8080)
@@ -215,9 +242,18 @@ fn run() -> Result<(), String> {
         d.config == edited,
         format!("{:?}", d.config),
     )?;
+    Ok((svc, edited))
+}
 
-    // Errors keep their kind.
-    let e = lb.add_service(&svc);
+/// Kernel refusals map to the `LbError` kind ipvsadm's message stands for.
+fn errors_keep_their_kind(
+    lb: &mut IpvsClient,
+    vip: ServiceKey,
+    svc: &ServiceConfig,
+    mut edited: DestConfig,
+    udp: &ServiceConfig,
+) -> Result<(), String> {
+    let e = lb.add_service(svc);
     check(
         "duplicate service → Exists",
         matches!(e, Err(LbError::Exists(_))),
@@ -272,8 +308,16 @@ fn run() -> Result<(), String> {
         matches!(e, Err(LbError::NoScheduler(_))),
         format!("{e:?}"),
     )?;
+    Ok(())
+}
 
-    // Timeouts, zero, delete, flush.
+/// Timeouts round trip and print like ipvsadm's; zero, delete and flush leave what they
+/// should.
+fn timeouts_zero_delete_flush(
+    lb: &mut IpvsClient,
+    vip: ServiceKey,
+    udp: &ServiceConfig,
+) -> Result<(), String> {
     let t = Timeouts {
         tcp: 900,
         tcp_fin: 100,

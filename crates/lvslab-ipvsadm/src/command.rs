@@ -30,7 +30,7 @@ pub enum Command {
     /// `-A`: the complete service to create.
     AddService(ServiceConfig),
     /// `-E`: the complete service to send. `local_addresses` holds only the `--laddr`
-    /// given on the command line; [`execute`] adds them to the service's current pool.
+    /// given on the command line; [`execute`](crate::execute) adds them to the service's current pool.
     EditService(ServiceConfig),
     /// `-D`.
     DeleteService(ServiceKey),

@@ -1,4 +1,5 @@
-//! ipvsadm 1.31's command line over any dataplane: `lvslab ipvsadm --instance X <args>`.
+//! lvslab-ipvsadm: ipvsadm 1.31's command line over any dataplane
+//! (`lvslab ipvsadm --instance X <args>`).
 //!
 //! Its one job: turn ipvsadm arguments into a typed [`Command`] ([`parse`]), run that
 //! command against a `&mut dyn` [`LoadBalancer`](lvslab_spec::lb::LoadBalancer)
@@ -8,8 +9,9 @@
 //! It must never talk to a dataplane other than through the `LoadBalancer` trait: no
 //! netlink, no kernel, no sockets, no processes, no files. The kernel client
 //! (`lvslab-ipvs`) and the userspace director (`lvslab-dataplane`) are the two
-//! implementations it serves; it depends on neither. Nothing it is given may make it
-//! panic: hostile argv gets a [`UsageError`] naming the argument at fault.
+//! implementations it serves; it depends on neither, only on lvslab-spec. Nothing it is
+//! given may make it panic: hostile argv gets a [`UsageError`] naming the argument at
+//! fault.
 //!
 //! Files by job:
 //! - [`options`]: the option table (spellings, arguments, command/option compatibility;

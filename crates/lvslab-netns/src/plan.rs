@@ -205,8 +205,24 @@ pub fn switch_port_name(node: &str, iface: &str, k: usize) -> String {
 /// Builds the plan of a validated lab. Fails only on NAT rules nftables cannot hold
 /// (IPv6 addresses in the `ip` table, interface names nft cannot quote).
 pub fn plan(lab: &Lab, opts: &PlanOptions) -> Result<Plan> {
-    let inst = &opts.instance;
     let mut steps = Vec::new();
+    let namespaces = namespace_steps(lab, &mut steps);
+    let ends = cable_steps(lab, opts, &mut steps);
+    sysctl_and_address_steps(lab, &mut steps);
+    up_steps(lab, &ends, &mut steps);
+    route_steps(lab, &mut steps);
+    nft_steps(lab, &mut steps)?;
+    Ok(Plan {
+        instance: opts.instance.clone(),
+        run: opts.run.clone(),
+        lab: lab.name.clone(),
+        namespaces,
+        steps,
+    })
+}
+
+/// One namespace per node and switch, IPv6 off in each.
+fn namespace_steps(lab: &Lab, steps: &mut Vec<Step>) -> Vec<NsSpec> {
     let mut namespaces = Vec::new();
     for n in &lab.nodes {
         namespaces.push(NsSpec {
@@ -235,8 +251,14 @@ pub fn plan(lab: &Lab, opts: &PlanOptions) -> Result<Plan> {
             });
         }
     }
+    namespaces
+}
 
-    // Cables. Every veth end is brought up and stripped of tx checksumming later.
+/// Veth pairs, bridges with their ports, tunnels and decapsulation devices, then tx
+/// checksumming off on every veth end. Returns the veth ends `(node, iface)`.
+fn cable_steps(lab: &Lab, opts: &PlanOptions, steps: &mut Vec<Step>) -> Vec<(String, String)> {
+    let inst = &opts.instance;
+    // Every veth end is brought up and stripped of tx checksumming later.
     let mut ends: Vec<(String, String)> = Vec::new();
     for l in &lab.links {
         steps.push(Step::Veth {
@@ -302,7 +324,11 @@ pub fn plan(lab: &Lab, opts: &PlanOptions) -> Result<Plan> {
             iface: iface.clone(),
         });
     }
+    ends
+}
 
+/// The nodes' sysctls, then their addresses (see the module docs for why in this order).
+fn sysctl_and_address_steps(lab: &Lab, steps: &mut Vec<Step>) {
     for n in &lab.nodes {
         for (key, value) in &n.sysctls {
             steps.push(Step::Sysctl {
@@ -323,13 +349,17 @@ pub fn plan(lab: &Lab, opts: &PlanOptions) -> Result<Plan> {
             }
         }
     }
+}
+
+/// Bridges, veth ends, tunnels and decapsulation devices up.
+fn up_steps(lab: &Lab, ends: &[(String, String)], steps: &mut Vec<Step>) {
     for s in &lab.switches {
         steps.push(Step::Up {
             ns: s.name.clone(),
             iface: BRIDGE_NAME.into(),
         });
     }
-    for (ns, iface) in &ends {
+    for (ns, iface) in ends {
         steps.push(Step::Up {
             ns: ns.clone(),
             iface: iface.clone(),
@@ -349,6 +379,9 @@ pub fn plan(lab: &Lab, opts: &PlanOptions) -> Result<Plan> {
             });
         }
     }
+}
+
+fn route_steps(lab: &Lab, steps: &mut Vec<Step>) {
     for n in &lab.nodes {
         for r in &n.routes {
             steps.push(Step::Route {
@@ -359,6 +392,10 @@ pub fn plan(lab: &Lab, opts: &PlanOptions) -> Result<Plan> {
             });
         }
     }
+}
+
+/// One NAT table per node that has NAT rules.
+fn nft_steps(lab: &Lab, steps: &mut Vec<Step>) -> Result<()> {
     for n in &lab.nodes {
         if !n.nat.is_empty() {
             steps.push(Step::Nft {
@@ -367,13 +404,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions) -> Result<Plan> {
             });
         }
     }
-    Ok(Plan {
-        instance: inst.clone(),
-        run: opts.run.clone(),
-        lab: lab.name.clone(),
-        namespaces,
-        steps,
-    })
+    Ok(())
 }
 
 /// Name of the nftables table lvslab owns in each namespace.

@@ -1,5 +1,9 @@
 //! Validation of the model's constructors.
 
+use std::collections::BTreeSet;
+
+use lvslab_spec::lb::Protocol;
+
 use super::*;
 
 fn a(s: &str) -> Ipv4Addr {

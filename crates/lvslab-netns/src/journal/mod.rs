@@ -14,18 +14,30 @@
 //!
 //! Deleting a namespace deletes every link, address, route, sysctl and nft rule inside it,
 //! so namespaces and processes are all there is to undo.
+//!
+//! This module holds the journal itself (create, open, list, record, clean up staging);
+//! `records` is how a namespace and a process are identified, `files` the private
+//! folders and atomic writes, and `teardown` the undo.
 
 use std::fs;
-use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use lvslab_spec::Dataplane;
 use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
 use serde::{Deserialize, Serialize};
 
-use crate::named::{remove_owned, NamedNs, Removal};
+use crate::named::NamedNs;
+
+mod files;
+mod records;
+mod teardown;
+
+pub use records::{process_identity, NsRecord, ProcRecord};
+pub use teardown::{orphan_namespaces, Teardown, TeardownError};
+
+use files::{check_private, private_dir, secure_run_dir, sync_dir, write_private_file};
 
 /// Default root of instance journals; `LVSLAB_RUN_DIR` overrides it.
 pub const DEFAULT_RUN_DIR: &str = "/run/lvslab";
@@ -70,81 +82,6 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Jou
         op,
         path: path.to_path_buf(),
         source,
-    }
-}
-
-/// A namespace the instance owns (or meant to create: a record without inodes comes from
-/// an older lvslab and proves nothing).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NsRecord {
-    /// Node or switch name.
-    pub node: String,
-    /// `/run/netns/lvslab-<instance>-<node>`.
-    pub path: PathBuf,
-    #[serde(default)]
-    pub staging: PathBuf,
-    #[serde(default)]
-    pub ns_inode: Option<u64>,
-    #[serde(default)]
-    pub file_inode: Option<u64>,
-}
-
-impl NsRecord {
-    /// What proves the namespace is this instance's; `None` for a record of an older
-    /// lvslab, which proves nothing.
-    pub fn identity(&self) -> Option<NamedNs> {
-        if self.staging.as_os_str().is_empty() {
-            return None;
-        }
-        Some(NamedNs {
-            path: self.path.clone(),
-            staging: self.staging.clone(),
-            ns_inode: self.ns_inode?,
-            file_inode: self.file_inode,
-        })
-    }
-
-    /// Whether the namespace at the path is the one recorded (mounted, same inode).
-    pub fn is_present(&self) -> bool {
-        self.ns_inode.is_some_and(|ino| {
-            fs::metadata(&self.path).is_ok_and(|m| m.ino() == ino)
-                && nix::sys::statfs::statfs(&self.path)
-                    .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
-        })
-    }
-}
-
-/// A process the instance owns, with what identifies it beyond its (recyclable) pid.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcRecord {
-    pub pid: i32,
-    /// Field 22 of `/proc/<pid>/stat` (clock ticks since boot).
-    pub start_time: u64,
-    /// `/proc/<pid>/exe` when recorded.
-    #[serde(default)]
-    pub exe: PathBuf,
-    pub what: String,
-}
-
-impl ProcRecord {
-    /// Identifies a running process now; `None` when it is gone or unreadable.
-    pub fn of(pid: i32, what: &str) -> Option<ProcRecord> {
-        let (start_time, exe) = process_identity(pid)?;
-        Some(ProcRecord {
-            pid,
-            start_time,
-            exe,
-            what: what.to_string(),
-        })
-    }
-
-    /// Whether the pid still belongs to the recorded process (start time and executable
-    /// match). A record lacking either never matches: nothing unproven is signalled.
-    pub fn is_alive(&self) -> bool {
-        if self.start_time == 0 || self.exe.as_os_str().is_empty() {
-            return false;
-        }
-        process_identity(self.pid).is_some_and(|(t, exe)| t == self.start_time && exe == self.exe)
     }
 }
 
@@ -195,128 +132,6 @@ pub struct JournalProblem {
 pub struct JournalList {
     pub journals: Vec<Journal>,
     pub problems: Vec<JournalProblem>,
-}
-
-/// What a teardown did: removed objects, objects left because they are not provably
-/// this lab's, and failures (each with its object and OS error).
-#[derive(Debug, Default)]
-pub struct Teardown {
-    pub removed: Vec<String>,
-    pub left: Vec<String>,
-    pub errors: Vec<TeardownError>,
-}
-
-impl Teardown {
-    pub fn ok(&self) -> bool {
-        self.errors.is_empty()
-    }
-
-    /// The failures, one per line.
-    pub fn error_lines(&self) -> String {
-        self.errors
-            .iter()
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-/// One failure while undoing: the object (namespace path, pid, folder), the cause and
-/// the OS error number behind it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
-#[error("{op} {object}: {detail}")]
-pub struct TeardownError {
-    pub op: &'static str,
-    pub object: String,
-    pub errno: Option<i32>,
-    pub detail: String,
-}
-
-impl TeardownError {
-    fn os(op: &'static str, object: String, e: &io::Error) -> TeardownError {
-        TeardownError {
-            op,
-            object,
-            errno: e.raw_os_error(),
-            detail: e.to_string(),
-        }
-    }
-
-    fn errno(op: &'static str, object: String, e: nix::errno::Errno) -> TeardownError {
-        TeardownError {
-            op,
-            object,
-            errno: Some(e as i32),
-            detail: e.desc().to_string(),
-        }
-    }
-}
-
-/// Creates a private folder (0700 whatever the umask).
-fn private_dir(path: &Path) -> io::Result<()> {
-    fs::DirBuilder::new().mode(0o700).create(path)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
-}
-
-/// Refuses a folder or file that someone other than us (or root) owns or could write.
-fn check_private(path: &Path, meta: &fs::Metadata) -> Result<(), JournalError> {
-    let me = nix::unistd::geteuid().as_raw();
-    let insecure = |detail: String| JournalError::Insecure {
-        path: path.to_path_buf(),
-        detail,
-    };
-    if meta.uid() != me && meta.uid() != 0 {
-        return Err(insecure(format!(
-            "owned by uid {}, not by uid {me} or root",
-            meta.uid()
-        )));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(insecure(format!(
-            "mode {:04o} lets others write it",
-            meta.mode() & 0o7777
-        )));
-    }
-    if meta.file_type().is_symlink() {
-        return Err(insecure("is a symbolic link".into()));
-    }
-    Ok(())
-}
-
-/// The run directory, created private if missing and checked if present.
-fn secure_run_dir() -> Result<PathBuf, JournalError> {
-    let root = run_dir();
-    if let Some(parent) = root.parent() {
-        fs::create_dir_all(parent).map_err(io_err("create", parent))?;
-    }
-    match private_dir(&root) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(io_err("create", &root)(e)),
-    }
-    let meta = fs::symlink_metadata(&root).map_err(io_err("stat", &root))?;
-    check_private(&root, &meta)?;
-    Ok(root)
-}
-
-fn write_private_file(path: &Path, data: &[u8]) -> Result<(), JournalError> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_err("write", path))?;
-    f.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(io_err("chmod", path))?;
-    f.write_all(data).map_err(io_err("write", path))?;
-    f.sync_all().map_err(io_err("sync", path))
-}
-
-fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("sync", dir))
 }
 
 impl Journal {
@@ -587,167 +402,11 @@ impl Journal {
         fs::rename(&tmp, &path).map_err(io_err("rename", &path))?;
         sync_dir(&self.dir)
     }
-
-    /// Undoes everything the journal names that is provably this instance's: stops its
-    /// processes (TERM, then KILL after a grace period), removes its namespaces, then the
-    /// folder. Continues past failures and returns every one of them; the folder stays
-    /// when something failed, so `down` can be run again.
-    pub fn teardown(self) -> Teardown {
-        let mut t = Teardown::default();
-        for p in self.state.processes.iter().rev() {
-            match stop_process(p) {
-                Ok(true) => t.removed.push(format!("{} (pid {})", p.what, p.pid)),
-                Ok(false) => {}
-                Err(e) => t.errors.push(e),
-            }
-        }
-        for ns in self.state.namespaces.iter().rev() {
-            let Some(id) = ns.identity() else {
-                if ns.path.exists() {
-                    t.left.push(format!(
-                        "{}: recorded without its identity (older lvslab?), so not removed; remove it by hand if it is this lab's",
-                        ns.path.display()
-                    ));
-                }
-                continue;
-            };
-            match remove_owned(&id) {
-                Ok(Removal::Removed) => t.removed.push(ns.path.display().to_string()),
-                Ok(Removal::Absent) => {}
-                Ok(Removal::NotOurs { detail }) => t.left.push(format!("{detail}; left in place")),
-                Err(e) => t.errors.push(TeardownError {
-                    op: "remove namespace",
-                    object: ns.path.display().to_string(),
-                    errno: e.errno(),
-                    detail: e.to_string(),
-                }),
-            }
-        }
-        if t.errors.is_empty() {
-            // Renamed away first, in one step, so that a crash while deleting never leaves
-            // a folder with half a journal under the instance's name.
-            let trash = self.dir.parent().unwrap_or(Path::new("/")).join(format!(
-                "{TRASH_PREFIX}{}-{}",
-                self.state.instance,
-                std::process::id()
-            ));
-            let _ = fs::remove_dir_all(&trash);
-            match fs::rename(&self.dir, &trash) {
-                Ok(()) => {
-                    if let Err(e) = fs::remove_dir_all(&trash) {
-                        t.errors
-                            .push(TeardownError::os("remove", trash.display().to_string(), &e));
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => t.errors.push(TeardownError::os(
-                    "rename",
-                    self.dir.display().to_string(),
-                    &e,
-                )),
-            }
-        }
-        t
-    }
-}
-
-/// Named namespaces of lvslab (`/run/netns/lvslab-*`) that no journal accounts for. They
-/// are reported, never removed: without a journal nothing proves lvslab made them.
-pub fn orphan_namespaces(journals: &[Journal]) -> Vec<PathBuf> {
-    let known: std::collections::HashSet<&Path> = journals
-        .iter()
-        .flat_map(|j| j.state.namespaces.iter().map(|n| n.path.as_path()))
-        .collect();
-    let Ok(entries) = fs::read_dir(NETNS_DIR) else {
-        return Vec::new();
-    };
-    let mut out: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("lvslab-"))
-        })
-        .filter(|p| !known.contains(p.as_path()))
-        .collect();
-    out.sort();
-    out
-}
-
-/// Start time (field 22 of `/proc/<pid>/stat`, clock ticks since boot) and executable of
-/// a running process; `None` when it is gone or is a zombie (exited, only its parent's
-/// wait missing).
-pub fn process_identity(pid: i32) -> Option<(u64, PathBuf)> {
-    if pid <= 0 {
-        return None;
-    }
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses; fields after it
-    // start behind the last `)`: state is field 3, start time field 22.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let mut fields = rest.split_whitespace();
-    if matches!(fields.next(), Some("Z") | Some("X")) {
-        return None;
-    }
-    let start: u64 = fields.nth(18)?.parse().ok()?;
-    let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-    // A binary rebuilt while the process runs shows as "<path> (deleted)".
-    let exe = match exe.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
-        Some(s) => PathBuf::from(s),
-        None => exe,
-    };
-    Some((start, exe))
-}
-
-/// Stops a recorded process if it is still the one recorded. `Ok(false)`: it was gone.
-fn stop_process(p: &ProcRecord) -> Result<bool, TeardownError> {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
-    if !p.is_alive() {
-        return Ok(false);
-    }
-    let pid = Pid::from_raw(p.pid);
-    let object = format!("{} (pid {})", p.what, p.pid);
-    kill(pid, Signal::SIGTERM).map_err(|e| TeardownError::errno("stop", object.clone(), e))?;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline {
-        // A child of ours must be reaped to disappear; others vanish by themselves.
-        let _ = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
-        if !p.is_alive() {
-            return Ok(true);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // Checked again: the pid must still be the recorded process when it is killed.
-    if p.is_alive() {
-        kill(pid, Signal::SIGKILL).map_err(|e| TeardownError::errno("kill", object, e))?;
-        let _ = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
-    }
-    Ok(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_record_without_start_time_or_exe_is_never_alive() {
-        let me = std::process::id() as i32;
-        let mut rec = ProcRecord::of(me, "test").expect("this process");
-        assert!(rec.is_alive());
-        rec.start_time = 0;
-        assert!(!rec.is_alive(), "start_time 0 must not mean `same process`");
-        let mut rec = ProcRecord::of(me, "test").expect("this process");
-        rec.exe = PathBuf::new();
-        assert!(!rec.is_alive());
-        let mut rec = ProcRecord::of(me, "test").expect("this process");
-        rec.exe = PathBuf::from("/bin/true");
-        assert!(!rec.is_alive(), "another executable is another process");
-        let mut rec = ProcRecord::of(me, "test").expect("this process");
-        rec.start_time += 1;
-        assert!(!rec.is_alive(), "another start time is a recycled pid");
-    }
 
     #[test]
     fn old_journals_without_identities_still_parse() {
