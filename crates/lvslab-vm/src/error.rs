@@ -95,11 +95,49 @@ pub enum VmError {
 pub type Result<T, E = VmError> = std::result::Result<T, E>;
 
 impl VmError {
+    /// Whether the guest's kernel died (a panic or oops on the console) before the command
+    /// could report: a crash of the emulated machine, not of what it was asked to run, which
+    /// a fresh guest may well not repeat.
+    pub fn guest_kernel_died(&self) -> bool {
+        match self {
+            VmError::NoStatus { console_tail, .. } | VmError::Timeout { console_tail, .. } => {
+                console_tail.contains("Kernel panic") || console_tail.contains("end trace")
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         VmError::Io {
             op,
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_guest_kernel_is_told_apart_from_a_failing_command() {
+        let died = VmError::NoStatus {
+            status: "exit status: 0".into(),
+            qemu_log: String::new(),
+            console_tail: "[ 2.37] RIP: 0010:hrtimer_start_range_ns\n[ 2.37] Kernel panic - not syncing: Fatal exception in interrupt".into(),
+        };
+        assert!(died.guest_kernel_died());
+        let quiet = VmError::NoStatus {
+            status: "exit status: 1".into(),
+            qemu_log: "could not open kernel".into(),
+            console_tail: String::new(),
+        };
+        assert!(!quiet.guest_kernel_died());
+        let setup = VmError::GuestSetup {
+            message: "modprobe ip_vs failed".into(),
+            console_tail: "Kernel panic".into(),
+        };
+        assert!(!setup.guest_kernel_died());
     }
 }

@@ -42,10 +42,15 @@ pub(super) fn run_in_vm(spec: &TrialSpec, argv: &[String], out: &mut TrialOutcom
         total_ms: ran.total_ms,
         exit_code: ran.exit_code,
     };
-    let note = format!(
+    let mut note = format!(
         "ran in a {} guest ({}): booted in {} ms, {} ms in all",
         vm.kernel, vm.accel, vm.boot_ms, vm.total_ms
     );
+    for crash in &ran.guest_crashes {
+        note.push_str(&format!(
+            "; an earlier guest's kernel died first and was replaced ({crash})"
+        ));
+    }
     match TrialOutcome::read(&dir) {
         Some(Ok(guest)) => {
             let log_file = out.log_file.take();

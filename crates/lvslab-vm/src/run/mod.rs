@@ -50,7 +50,18 @@ pub fn run<S: AsRef<OsStr>>(opts: &RunOptions, argv: &[S]) -> Result<RunOutcome>
     let accel = resolve_accel(opts, &kernel)?;
     let argv: Vec<OsString> = argv.iter().map(|a| a.as_ref().to_owned()).collect();
     let opts = share_shadowed_cwd(opts);
-    boot_command(&opts, &kernel, accel, &argv)
+    // A guest kernel that dies (an emulation crash under TCG, seen now and then while
+    // booting) says nothing about the command: a fresh guest gets one more chance, as the
+    // kernel's own netdev CI replaces a VM after an oops.
+    match boot_command(&opts, &kernel, accel, &argv) {
+        Err(e) if e.guest_kernel_died() => {
+            let first = e.to_string().lines().next().unwrap_or_default().to_string();
+            let mut outcome = boot_command(&opts, &kernel, accel, &argv)?;
+            outcome.guest_crashes.push(first);
+            Ok(outcome)
+        }
+        other => other,
+    }
 }
 
 /// Boots the cached kernel with an interactive shell on the serial console, wired to this
@@ -152,6 +163,7 @@ fn boot_command(
         total_ms,
         accel,
         kernel_release: kernel.release.clone(),
+        guest_crashes: Vec::new(),
     })
 }
 

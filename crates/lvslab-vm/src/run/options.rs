@@ -164,6 +164,9 @@ pub struct RunOutcome {
     pub accel: Accel,
     /// The guest kernel's release.
     pub kernel_release: String,
+    /// Earlier guests whose kernel died before the command could report (each replaced
+    /// by a fresh boot), first line of what was seen.
+    pub guest_crashes: Vec<String>,
 }
 
 /// The guest's environment: copied names and prefixes, then explicit settings, then ours.
