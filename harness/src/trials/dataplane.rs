@@ -133,6 +133,12 @@ fn traffic_phases(
         }
     };
     for (i, (sched, why)) in phases.iter().enumerate() {
+        if i > 0 && out.failures.iter().any(|f| f.check == Check::Traffic) {
+            // A service that already lost requests is broken; a second phase would only
+            // wait out the same timeouts again.
+            out.log.push(format!("phase {sched} ({why}) skipped: requests already failed"));
+            break;
+        }
         if i > 0 {
             let mut cfg = svc.config.clone();
             cfg.scheduler = *sched;
