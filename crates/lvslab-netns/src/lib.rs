@@ -27,6 +27,7 @@
 
 pub mod capture;
 mod capture_sys;
+pub mod droptrace;
 pub mod dump;
 pub mod error;
 pub mod mac;

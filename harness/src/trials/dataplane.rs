@@ -136,7 +136,9 @@ fn traffic_phases(
         if i > 0 && out.failures.iter().any(|f| f.check == Check::Traffic) {
             // A service that already lost requests is broken; a second phase would only
             // wait out the same timeouts again.
-            out.log.push(format!("phase {sched} ({why}) skipped: requests already failed"));
+            out.log.push(format!(
+                "phase {sched} ({why}) skipped: requests already failed"
+            ));
             break;
         }
         if i > 0 {

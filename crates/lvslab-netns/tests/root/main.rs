@@ -16,6 +16,7 @@ use lvslab_netns::{MacAddr, Netns};
 
 mod building_blocks;
 mod built_labs;
+mod droptrace;
 mod named;
 mod ns;
 mod rtnl;
